@@ -83,11 +83,9 @@ class RocketObjective(nn.Module):
         member_losses = masked_alignment_loss(cosines, mask)  # [K, E]
         pair_losses = member_losses.mean(dim=1)
         loss = pair_losses.mean()
-        metrics = {
-            "align/loss": loss.detach(),
-            "align/pair_losses": pair_losses.detach(),
-            "align/member_losses": member_losses.detach(),
-        }
+        metrics = {"align/loss": loss.detach(), "align/pair_losses": pair_losses.detach()}
+        if self.ensemble_size > 1:
+            metrics["align/member_losses"] = member_losses.detach()  # [K, E]
         return RocketOutput(loss=loss, pair_losses=pair_losses, metrics=metrics)
 
     def _check_inputs(self, student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor],

@@ -14,12 +14,12 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
+from rocket_openvla.state_dicts import MAX_LISTED_KEYS, format_keys, state_dict_problems
 from rocket_openvla.teachers.vggt.aggregator import VGGTAggregator
 from rocket_openvla.teachers.vggt.config import VGGT_1B, VGGTAggregatorConfig
 
 AGGREGATOR_PREFIX = "aggregator."
 HEAD_PREFIXES = ("camera_head.", "depth_head.", "point_head.", "track_head.")
-MAX_LISTED_KEYS = 8
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -42,11 +42,6 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     return dict(state)
 
 
-def _listed(keys: list[str]) -> str:
-    shown = ", ".join(keys[:MAX_LISTED_KEYS])
-    return f"{len(keys)} ({shown}{', ...' if len(keys) > MAX_LISTED_KEYS else ''})"
-
-
 def aggregator_weights(
     state: Mapping[str, Tensor], aggregator: VGGTAggregator, prefix: str = AGGREGATOR_PREFIX, source: str = ""
 ) -> dict[str, Tensor]:
@@ -65,20 +60,10 @@ def aggregator_weights(
             weights[name] = tensor.float() if tensor.is_floating_point() else tensor
         else:
             unexpected.append(key)
-    missing = [prefix + name for name in expected if name not in weights]
-    mismatched = [
-        f"{prefix}{name}: checkpoint {list(weights[name].shape)} vs model {list(shape)}"
-        for name, shape in expected.items()
-        if name in weights and tuple(weights[name].shape) != shape
-    ]
-    if missing or unexpected or mismatched:
-        problems = []
-        if missing:
-            problems.append(f"missing keys: {_listed(missing)}")
-        if unexpected:
-            problems.append(f"unexpected keys: {_listed(unexpected)}")
-        if mismatched:
-            problems.append(f"shape mismatches: {_listed(mismatched)}")
+    problems = state_dict_problems(expected, weights, key_prefix=prefix)
+    if unexpected:
+        problems.append(f"unexpected keys: {format_keys(unexpected)}")
+    if problems:
         raise ValueError(
             f"VGGT checkpoint {source or '<state dict>'} does not fit the aggregator {aggregator.config} with key "
             f"prefix {prefix!r}: " + "; ".join(problems) + ". Pass the config the checkpoint was made with (VGGT_1B for "

@@ -84,7 +84,7 @@ def test_unexpected_keys_are_named(source, tmp_path):
 def test_config_mismatch_names_the_shapes(source, tmp_path):
     wider = VGGTAggregatorConfig(**(TINY.to_dict() | {"embed_dim": 64}))
     message = _save_and_load_error(_official_state(source), tmp_path, config=wider)
-    assert "aggregator.camera_token: checkpoint [1, 2, 1, 32] vs model [1, 2, 1, 64]" in message
+    assert "aggregator.camera_token: checkpoint (1, 2, 1, 32) vs model (1, 2, 1, 64)" in message
     assert "Pass the config the checkpoint was made with" in message
 
 

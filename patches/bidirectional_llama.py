@@ -1,0 +1,97 @@
+"""Bidirectional (non-causal) self-attention for a stock transformers Llama model, switched on per model and reversible.
+
+OpenVLA-OFT decodes a whole action chunk in one pass and was trained with a transformers fork whose Llama SDPA
+attention lets every token attend to every non-padding token (`reference/openvla-oft.md` §1.2). Stock
+transformers >= 5.2 builds a bidirectional padding mask instead of a causal one when the model's config carries
+`is_causal = False`, and its attention kernels read the same flag. This patch sets that flag on the config of every
+`LlamaModel` inside a given module and on each of its attention modules (so direct calls of a decoder layer without
+a mask are non-causal too), and restores the previous values on `remove()`.
+
+Padding stays masked: query i attends key j iff `attention_mask[j]`, exactly the fork's "last causal row repeated".
+Works for the eager, sdpa, flash-attention and flex backends and through peft/DDP wrappers (the config and attention
+objects are shared, not copied). Not meant for KV-cached generation.
+
+    handle = enable_bidirectional_attention(vla.language_model)   # ... handle.remove()
+    with bidirectional_attention(llama): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from torch import nn
+
+_MISSING = object()
+
+
+def _require_is_causal_support() -> None:
+    from transformers.utils.generic import TransformersKwargs
+
+    if "is_causal" not in TransformersKwargs.__annotations__:
+        import transformers
+
+        raise RuntimeError(
+            f"transformers=={transformers.__version__} does not honour `config.is_causal`, so Llama attention cannot "
+            "be made bidirectional; install transformers>=5.2"
+        )
+
+
+def _llama_models(model: nn.Module) -> list[nn.Module]:
+    from transformers.models.llama.modeling_llama import LlamaModel
+
+    found = [m for m in model.modules() if isinstance(m, LlamaModel)]
+    if not found:
+        raise TypeError(
+            f"{type(model).__name__} contains no transformers LlamaModel; the bidirectional patch only applies to "
+            "Llama language models"
+        )
+    return found
+
+
+@dataclass
+class BidirectionalAttentionHandle:
+    """Undo record of one `enable_bidirectional_attention` call; `remove()` restores what was there before."""
+
+    _previous: list[tuple[object, object]] = field(default_factory=list)  # (config or attention module, old is_causal)
+    _removed: bool = False
+
+    def remove(self) -> None:
+        if self._removed:
+            return
+        for owner, value in reversed(self._previous):
+            if value is _MISSING:
+                delattr(owner, "is_causal")
+            else:
+                owner.is_causal = value
+        self._removed = True
+
+
+def enable_bidirectional_attention(model: nn.Module) -> BidirectionalAttentionHandle:
+    """Make every Llama decoder inside `model` attend bidirectionally (padding stays masked) until `remove()`."""
+    from transformers.models.llama.modeling_llama import LlamaAttention
+
+    _require_is_causal_support()
+    handle = BidirectionalAttentionHandle()
+    for llama in _llama_models(model):
+        owners = [llama.config] + [m for m in llama.modules() if isinstance(m, LlamaAttention)]
+        for owner in owners:
+            handle._previous.append((owner, getattr(owner, "is_causal", _MISSING)))
+            owner.is_causal = False
+    return handle
+
+
+@contextmanager
+def bidirectional_attention(model: nn.Module) -> Iterator[nn.Module]:
+    """Context manager form of `enable_bidirectional_attention`."""
+    handle = enable_bidirectional_attention(model)
+    try:
+        yield model
+    finally:
+        handle.remove()
+
+
+def is_bidirectional(model: nn.Module) -> bool:
+    """True when every Llama decoder inside `model` currently attends bidirectionally."""
+    return all(getattr(llama.config, "is_causal", True) is False for llama in _llama_models(model))

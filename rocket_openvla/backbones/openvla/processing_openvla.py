@@ -1,0 +1,168 @@
+"""OpenVLA's input processing: the fused DINOv2 + SigLIP image transform, the training token layout and the collator.
+
+Image transform (Prismatic `dinosiglip-vit-so-224px`, "resize-naive"): each camera image is resized to 224 x 224
+(bicubic, as PIL resizes: antialiased), scaled to [0, 1] and normalised twice, with ImageNet statistics for the
+DINOv2 tower and mean = std = 0.5 for the SigLIP tower. The 6 channels of each camera are [DINOv2 RGB | SigLIP RGB];
+cameras are concatenated on the channel axis in the order given (OpenVLA: primary, then wrist), giving
+`pixel_values [6V, 224, 224]`.
+
+The data pipeline already resizes images to 224 (as OpenVLA's RLDS pipeline does), and OpenVLA's PIL resize to the
+same size is the identity, so the resize here is skipped for 224-pixel images. Other sizes use torch's antialiased
+bicubic resize of uint8 images, which follows PIL's filter (it agrees with PIL to within 1-2 grey levels); it runs on
+CPU tensors, where the data pipeline works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
+from transformers import PreTrainedTokenizerBase
+
+from rocket_openvla.backbones.openvla.action_tokenizer import ActionTokenizer
+from rocket_openvla.backbones.openvla.prompting import (
+    ACTION_PREFIX_TOKEN,
+    IGNORE_INDEX,
+    build_prompt,
+    build_training_ids,
+)
+
+IMAGE_SIZE = 224
+DINOV2_MEAN, DINOV2_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+SIGLIP_MEAN, SIGLIP_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+CHANNELS_PER_CAMERA = 6
+DEFAULT_PAD_TOKEN_ID = 32000
+DEFAULT_MAX_LENGTH = 2048  # Llama-2's context, OpenVLA's `llm_max_length`
+
+
+def _channel_stats(values: tuple[float, float, float], like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(values, dtype=like.dtype, device=like.device).view(3, 1, 1)
+
+
+def resize_images(images: torch.Tensor, size: int = IMAGE_SIZE) -> torch.Tensor:
+    """uint8 `[V, 3, H, W]` -> uint8 `[V, 3, size, size]`, antialiased bicubic; the identity when already that size."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return F.interpolate(images, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+
+
+def images_to_pixel_values(images: np.ndarray | torch.Tensor, image_size: int = IMAGE_SIZE) -> torch.Tensor:
+    """Camera images uint8 `[V, H, W, 3]` -> float32 `pixel_values [6V, image_size, image_size]`."""
+    if isinstance(images, np.ndarray):  # copies negative-stride views (flipped frames) and read-only buffers only
+        images = torch.from_numpy(np.require(images, requirements=("C_CONTIGUOUS", "WRITEABLE")))
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
+        raise ValueError(
+            f"images must be uint8 [num_cameras, H, W, 3], got {images.dtype} {tuple(images.shape)}; "
+            "pass RGB frames as the data pipeline yields them"
+        )
+    rgb = resize_images(images.permute(0, 3, 1, 2), image_size).float() / 255.0  # [V, 3, S, S]
+    dino = (rgb - _channel_stats(DINOV2_MEAN, rgb)) / _channel_stats(DINOV2_STD, rgb)
+    siglip = (rgb - _channel_stats(SIGLIP_MEAN, rgb)) / _channel_stats(SIGLIP_STD, rgb)
+    return torch.cat((dino, siglip), dim=1).flatten(0, 1)
+
+
+def pixel_values_to_rgb(pixel_values: torch.Tensor) -> torch.Tensor:
+    """Undo the DINOv2 normalisation: `[..., 6V, H, W]` -> RGB in [0, 1] `[..., V, 3, H, W]`.
+
+    This is the image the VLA saw (after augmentation), e.g. for a teacher that must see the same pixels.
+    """
+    cameras = pixel_values.unflatten(-3, (-1, CHANNELS_PER_CAMERA))[..., :3, :, :]
+    return cameras * _channel_stats(DINOV2_STD, cameras) + _channel_stats(DINOV2_MEAN, cameras)
+
+
+class OpenVLAProcessor:
+    """Turns raw samples into OpenVLA training examples and instructions into inference prompts.
+
+    Raw sample (from the data pipeline): `images` uint8 `[V, H, W, 3]` (primary, then wrist), `instruction` str,
+    `actions` float32 `[chunk, action_dim]` and `proprio` float32 `[proprio_dim]` (both normalised; proprio
+    optional), `dataset_name` str.
+    """
+
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, image_size: int = IMAGE_SIZE, n_action_bins: int = 256
+    ) -> None:
+        self.tokenizer, self.image_size = tokenizer, image_size
+        self.action_tokenizer = ActionTokenizer.from_tokenizer(tokenizer, n_action_bins)
+        self.action_prefix_id = tokenizer.convert_tokens_to_ids(ACTION_PREFIX_TOKEN)
+        if self.action_prefix_id in (None, tokenizer.unk_token_id):
+            raise ValueError(f"tokenizer has no {ACTION_PREFIX_TOKEN!r} token; OpenVLA needs a Llama-style tokenizer")
+        if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
+            raise ValueError(
+                f"tokenizer needs eos and pad tokens, got eos={tokenizer.eos_token_id}, pad={tokenizer.pad_token_id}; "
+                "OpenVLA uses </s> (2) and <PAD> (32000)"
+            )
+        if tokenizer("a").input_ids[:1] != [tokenizer.bos_token_id]:
+            raise ValueError("tokenizer does not prepend BOS; load it with add_bos_token=True (OpenVLA's setting)")
+
+    def prompt_input_ids(self, instruction: str) -> list[int]:
+        """BOS + the tokenised prompt ending at "Out:" (what OpenVLA's `predict_action` receives)."""
+        return self.tokenizer(build_prompt(instruction), add_special_tokens=True).input_ids
+
+    def __call__(self, sample: Mapping[str, Any]) -> dict[str, Any]:
+        """One training example: `pixel_values [6V, S, S]`, `input_ids [T]`, `labels [T]`, `actions [chunk, A]`,
+        `proprio [P]` (if given) and `dataset_name`."""
+        actions = torch.as_tensor(np.asarray(sample["actions"], dtype=np.float32))
+        if actions.dim() != 2:
+            raise ValueError(f"actions must be [chunk, action_dim], got shape {tuple(actions.shape)}")
+        action_token_ids = self.action_tokenizer.encode(actions).reshape(-1).tolist()
+        input_ids, labels = build_training_ids(
+            self.prompt_input_ids(sample["instruction"]),
+            action_token_ids,
+            self.action_prefix_id,
+            self.tokenizer.eos_token_id,
+        )
+        example = {
+            "pixel_values": images_to_pixel_values(sample["images"], self.image_size),
+            "input_ids": torch.tensor(input_ids, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long),
+            "actions": actions,
+            "dataset_name": sample["dataset_name"],
+        }
+        if sample.get("proprio") is not None:
+            example["proprio"] = torch.as_tensor(np.asarray(sample["proprio"], dtype=np.float32))
+        return example
+
+    def collator(self, max_length: int = DEFAULT_MAX_LENGTH) -> OpenVLACollator:
+        return OpenVLACollator(pad_token_id=self.tokenizer.pad_token_id, max_length=max_length)
+
+
+@dataclass(frozen=True)
+class OpenVLACollator:
+    """Batches processor examples: right-pads `input_ids` with `pad_token_id` and `labels` with `IGNORE_INDEX`.
+
+    Returns `pixel_values [B, 6V, S, S]` float32, `input_ids [B, T]` int64, `attention_mask [B, T]` bool (False on
+    padding), `labels [B, T]` int64, `actions [B, chunk, A]` float32, `proprio [B, P]` float32 (when the examples
+    carry it) and `dataset_names` (list of B str). Sequences longer than `max_length` are an error (OpenVLA
+    silently truncates them, cutting off action labels).
+    """
+
+    pad_token_id: int = DEFAULT_PAD_TOKEN_ID
+    max_length: int = DEFAULT_MAX_LENGTH
+
+    def __call__(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        lengths = torch.tensor([len(example["input_ids"]) for example in examples])
+        if int(lengths.max()) > self.max_length:
+            raise ValueError(
+                f"a sample has {int(lengths.max())} tokens, more than max_length={self.max_length}; "
+                "shorten the instruction or raise max_length"
+            )
+        with_proprio = ["proprio" in example for example in examples]
+        if any(with_proprio) and not all(with_proprio):
+            raise ValueError("some examples carry 'proprio' and some do not; a batch needs it in all or none")
+        input_ids = pad_sequence([e["input_ids"] for e in examples], batch_first=True, padding_value=self.pad_token_id)
+        batch = {
+            "pixel_values": torch.stack([example["pixel_values"] for example in examples]),
+            "input_ids": input_ids,
+            "attention_mask": torch.arange(input_ids.shape[1])[None, :] < lengths[:, None],
+            "labels": pad_sequence([e["labels"] for e in examples], batch_first=True, padding_value=IGNORE_INDEX),
+            "actions": torch.stack([example["actions"] for example in examples]),
+            "dataset_names": [example["dataset_name"] for example in examples],
+        }
+        if all(with_proprio):
+            batch["proprio"] = torch.stack([example["proprio"] for example in examples])
+        return batch
