@@ -95,6 +95,10 @@ class BackboneAdapter(ABC):
         """Attach `{dataset_name: entry}` (OFT's `dataset_statistics.json` schema) for un-normalising and saving."""
 
     @abstractmethod
+    def merge_lora(self) -> None:
+        """Fold the LoRA adapters into the base weights in place (for deployment; training continues without LoRA)."""
+
+    @abstractmethod
     def save_pretrained(self, path: str | Path, tag: str = "latest") -> None:
         """Write everything needed to reload the policy (weights, adapters, heads, dataset statistics)."""
 

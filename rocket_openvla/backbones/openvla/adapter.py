@@ -128,6 +128,11 @@ class OpenVLAAdapter(BackboneAdapter):
             for name, entry in statistics.items()
         }
 
+    def merge_lora(self) -> None:
+        if not self.has_lora:
+            raise RuntimeError("the VLA carries no LoRA adapter to merge")
+        self._policy.vla = self._policy.vla.merge_and_unload()
+
     def save_pretrained(self, path: str | Path, tag: str = "latest") -> None:
         """The policy's run directory (see `policy.py`) plus the tokenizer files."""
         self._policy.save_pretrained(path, tag)

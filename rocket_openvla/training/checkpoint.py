@@ -1,0 +1,147 @@
+"""Atomic, exactly resumable training checkpoints.
+
+    <run_dir>/checkpoints/
+        step_00001000/
+            trainable.safetensors      every trainable parameter: LoRA, action head, proprio projector, ROCKET projector
+            optimizer.{json,safetensors}  scheduler.{json,safetensors}
+            trainer_state.json         step, world size, skipped-step counter
+            rank_000/rng.{json,safetensors}  rank_000/data/   per-rank RNG states and data-iterator position
+            policy/                    the deployable policy (LoRA adapter, heads, dataset statistics): backbone layout
+        latest                         name of the newest complete checkpoint
+
+A checkpoint is written into a hidden temporary directory and renamed when complete, and `latest` is replaced
+atomically afterwards, so a crash at any point leaves the previous checkpoint intact and pointed to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from rocket_openvla.training.distributed import DistributedContext, barrier
+from rocket_openvla.training.rng import restore_rng_state, rng_state
+from rocket_openvla.training.state_io import load_state_tree, save_state_tree
+
+CHECKPOINTS_DIR = "checkpoints"
+LATEST_NAME = "latest"
+TRAINABLE_NAME = "trainable.safetensors"
+TRAINER_STATE_NAME = "trainer_state.json"
+POLICY_DIR = "policy"
+
+
+@dataclass
+class TrainerState:
+    step: int = 0  # optimizer steps done
+    nonfinite_steps: int = 0  # skipped steps with a non-finite loss, in total
+    world_size: int = 1
+
+
+@dataclass
+class Resumable:
+    """Everything a checkpoint saves and restores."""
+
+    module: nn.Module  # the unwrapped TrainStep
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    dataset: Any  # has save_state(dir) / restore_state(dir)
+    export_policy: Callable[[Path], None]  # writes the deployable policy into a directory
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def trainable_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().contiguous() for name, p in module.named_parameters() if p.requires_grad}
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    pointer = run_dir / CHECKPOINTS_DIR / LATEST_NAME
+    if not pointer.is_file():
+        return None
+    path = run_dir / CHECKPOINTS_DIR / pointer.read_text().strip()
+    return path if path.is_dir() else None
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+class CheckpointManager:
+    def __init__(self, run_dir: Path, context: DistributedContext, keep_last: int | None = None) -> None:
+        self.root = run_dir / CHECKPOINTS_DIR
+        self.context = context
+        self.keep_last = keep_last
+
+    def save(self, state: TrainerState, parts: Resumable) -> Path:
+        """Write checkpoint `state.step` (collective: every rank must call it)."""
+        final = self.root / checkpoint_name(state.step)
+        temporary = self.root / f".{final.name}.tmp"
+        if self.context.is_main:
+            shutil.rmtree(temporary, ignore_errors=True)
+            temporary.mkdir(parents=True)
+        barrier()
+        rank_dir = temporary / f"rank_{self.context.rank:03d}"
+        rank_dir.mkdir()
+        save_state_tree(rng_state(), rank_dir, "rng")
+        parts.dataset.save_state(rank_dir / "data")
+        barrier()
+        if self.context.is_main:
+            save_file(trainable_state_dict(parts.module), str(temporary / TRAINABLE_NAME))
+            save_state_tree(parts.optimizer.state_dict(), temporary, "optimizer")
+            save_state_tree(parts.scheduler.state_dict(), temporary, "scheduler")
+            (temporary / TRAINER_STATE_NAME).write_text(json.dumps(state.__dict__, indent=2))
+            parts.export_policy(temporary / POLICY_DIR)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(temporary, final)
+            _write_text_atomically(self.root / LATEST_NAME, final.name)
+            self._prune()
+        barrier()
+        return final
+
+    def load(self, path: Path, parts: Resumable) -> TrainerState:
+        """Restore everything `save` wrote; returns the trainer state."""
+        state = TrainerState(**json.loads((path / TRAINER_STATE_NAME).read_text()))
+        if state.world_size != self.context.world_size:
+            raise ValueError(
+                f"checkpoint {path} was written by {state.world_size} processes but this run has "
+                f"{self.context.world_size}; resume with the same number of processes (the data shards and "
+                "iterator positions are per rank)"
+            )
+        saved = load_file(str(path / TRAINABLE_NAME), device=str(next(parts.module.parameters()).device))
+        expected = trainable_state_dict(parts.module)
+        missing, unexpected = sorted(expected.keys() - saved.keys()), sorted(saved.keys() - expected.keys())
+        if missing or unexpected:
+            raise ValueError(
+                f"checkpoint {path} does not match this model: missing {missing[:5]}, unexpected {unexpected[:5]}; "
+                "resume with the config the run was started with"
+            )
+        with torch.no_grad():
+            for name, parameter in parts.module.named_parameters():
+                if name in saved:
+                    parameter.copy_(saved[name])
+        parts.optimizer.load_state_dict(load_state_tree(path, "optimizer"))
+        parts.scheduler.load_state_dict(load_state_tree(path, "scheduler"))
+        rank_dir = path / f"rank_{self.context.rank:03d}"
+        restore_rng_state(load_state_tree(rank_dir, "rng"))
+        parts.dataset.restore_state(rank_dir / "data")
+        return state
+
+    def _prune(self) -> None:
+        if self.keep_last is None:
+            return
+        complete = sorted(p for p in self.root.glob("step_*") if p.is_dir())
+        for old in complete[: -self.keep_last]:
+            shutil.rmtree(old)

@@ -1,0 +1,245 @@
+"""The finetune job: build backbone + LoRA, teacher and ROCKET objective, then train with DDP.
+
+One optimizer step = `optim.grad_accumulation_steps` micro-batches of `run.batch_size` samples per process. Per
+micro-batch: the frozen teacher maps the batch's images to pooled targets (no grad), then the DDP-wrapped
+`TrainStep` runs the policy (action loss) with hooks recording the student layers, and the ROCKET loss is added.
+Metrics stay on the device and are reduced once per `run.log_freq` steps; the only per-step host sync is the
+non-finite-loss guard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from rocket_openvla.align import RocketObjective
+from rocket_openvla.data.pipeline import RLDSDataset, build_dataset
+from rocket_openvla.data.statistics import check_statistics_match
+from rocket_openvla.training.checkpoint import CheckpointManager, Resumable, TrainerState, latest_checkpoint
+from rocket_openvla.training.config import FinetuneConfig
+from rocket_openvla.training.distributed import (DistributedContext, barrier, init_distributed,
+                                                 shutdown_distributed)
+from rocket_openvla.training.optim import build_optimizer
+from rocket_openvla.training.rng import seed_everything
+from rocket_openvla.training.run_dir import STATISTICS_NAME, check_run_directory, record_config, run_directory
+from rocket_openvla.training.step import TrainStep
+from rocket_openvla.teachers.base import FrozenTeacher
+from rocket_openvla.training.teacher_config import StudentView
+from rocket_openvla.training.tracking import MetricAccumulator, MetricsLogger
+
+logger = logging.getLogger(__name__)
+
+
+MERGED_DIR = "merged"
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+def finetune(config: FinetuneConfig) -> Path:
+    """Run (or resume) the job `config` describes on this process; returns the run directory."""
+    context = init_distributed()
+    try:
+        return Trainer(config, context).train()
+    finally:
+        shutdown_distributed()
+
+
+class Trainer:
+    def __init__(self, config: FinetuneConfig, context: DistributedContext) -> None:
+        config.validate()
+        config.check_global_batch(context.world_size)
+        self.config, self.context = config, context
+        self.run_dir = run_directory(config)
+        check_run_directory(config, self.run_dir)
+        barrier()  # every rank has read the directory before the main process writes to it
+        if context.is_main:
+            record_config(config, self.run_dir)
+        barrier()
+
+        seed_everything(config.run.seed)  # identical initialisation on every rank
+        self.adapter = config.backbone.build()
+        self.teacher, objective = self._build_alignment()
+        lora = config.lora
+        if not self.adapter.has_lora:  # a backbone.pretrained run directory brings its own (trainable) adapter
+            self.adapter.apply_lora(lora.rank, lora.effective_alpha, lora.dropout, lora.target_modules, lora.init)
+        self.module = TrainStep(self.adapter, objective, config.effective_rocket(), self.student_layers)
+        self.module.to(context.device)
+        self.model = self.module
+        if context.is_distributed:
+            device_ids = [context.device.index] if context.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.module, device_ids=device_ids)
+        self.optimizer, self.scheduler = build_optimizer(config.optim, [self.module])
+
+        seed_everything(config.run.seed + context.rank)  # per-rank runtime randomness (dropout, diffusion noise)
+        self.dataset = self._build_dataset()
+        self._record_statistics()
+        self.collate = self.adapter.processor.collator()
+        self.checkpoints = CheckpointManager(self.run_dir, context, config.run.keep_last)
+        self.state = TrainerState(world_size=context.world_size)
+        if config.run.resume:
+            self.state = self.checkpoints.load(latest_checkpoint(self.run_dir), self._resumable())
+            logger.info("resumed %s at step %d", self.run_dir, self.state.step)
+
+    def _build_alignment(self) -> tuple[FrozenTeacher | None, RocketObjective | None]:
+        """The frozen teacher and the ROCKET objective (neither for the baseline, `rocket.coeff == 0`)."""
+        rocket = self.config.effective_rocket()
+        self.student_layers, self.pair_labels = [], []
+        if not rocket.enabled:
+            return None, None
+        self.student_layers, teacher_layers = rocket.resolve_pairs(self.adapter.num_hidden_layers + 1,
+                                                                   self.config.teacher.num_layers())
+        self.pair_labels = [f"s{s}_t{t}" for s, t in zip(self.student_layers, teacher_layers)]
+        view = StudentView(self.adapter.camera_grid, self.adapter.num_images, self.adapter.teacher_input_format)
+        teacher = self.config.teacher.build(teacher_layers, view, rocket).to(self.context.device)
+        return teacher, RocketObjective(rocket, self.adapter.hidden_size, teacher.feature_dim)
+
+    def _build_dataset(self) -> RLDSDataset:
+        """The main process builds first (it may generate the synthetic dataset and cache statistics), then the rest."""
+        dataset = None
+        if self.context.is_main:
+            dataset = build_dataset(self.config.data, rank=0, world_size=self.context.world_size)
+        barrier()
+        if not self.context.is_main:
+            dataset = build_dataset(self.config.data, rank=self.context.rank, world_size=self.context.world_size)
+        return dataset
+
+    def _resumable(self) -> Resumable:
+        return Resumable(self.module, self.optimizer, self.scheduler, self.dataset, self.adapter.save_pretrained)
+
+    def _record_statistics(self) -> None:
+        statistics = self.dataset.dataset_statistics
+        saved = self.run_dir / STATISTICS_NAME
+        if self.config.run.resume and saved.is_file():
+            check_statistics_match(json.loads(saved.read_text()), statistics)
+        self.adapter.set_dataset_statistics(statistics)
+        if self.context.is_main:
+            self.dataset.save_dataset_statistics(self.run_dir)
+
+    # --- the loop --------------------------------------------------------------------------------------------------
+    def train(self) -> Path:
+        config, context = self.config, self.context
+        metrics_log = MetricsLogger(context.is_main, config.wandb.project, config.wandb.entity, config.wandb.mode,
+                                    self.run_dir, self.run_dir.name, config=_as_dict(config))
+        members = range(self.config.rocket.ensemble_size)
+        metrics = MetricAccumulator(labels={
+            "align/pair_losses": self.pair_labels,
+            "align/member_losses": [f"{pair}/member{member}" for pair in self.pair_labels for member in members],
+        })
+        samples = iter(self.dataset)
+        progress = tqdm(total=config.run.max_steps, initial=self.state.step, disable=not context.is_main,
+                        desc="finetune", dynamic_ncols=True)
+        consecutive_nonfinite, steps_since_log, clock = 0, 0, time.perf_counter()
+        while self.state.step < config.run.max_steps:
+            step_metrics, finite, batch = self._optimizer_step(samples)
+            if not finite:
+                consecutive_nonfinite += 1
+                self._skip_nonfinite_step(consecutive_nonfinite, batch)
+                continue
+            consecutive_nonfinite = 0
+            metrics.update(step_metrics)
+            self.state.step += 1
+            steps_since_log += 1
+            progress.update(1)
+            done = self.state.step == config.run.max_steps
+            if self.state.step % config.run.log_freq == 0 or done:
+                logged = self._log_values(metrics, steps_since_log, time.perf_counter() - clock)
+                metrics_log.log(logged, step=self.state.step)
+                progress.set_postfix({k: f"{logged[k]:.4g}" for k in ("loss", "align/loss", "steps_per_second")
+                                      if k in logged})
+                steps_since_log, clock = 0, time.perf_counter()
+            if self.state.step % config.run.save_freq == 0 or done:
+                self.checkpoints.save(self.state, self._resumable())
+        progress.close()
+        metrics_log.finish()
+        if config.lora.merge_at_end and context.is_main:
+            self.adapter.merge_lora()
+            self.adapter.save_pretrained(self.run_dir / MERGED_DIR)
+        barrier()
+        return self.run_dir
+
+    def _skip_nonfinite_step(self, consecutive: int, batch: dict[str, Any]) -> None:
+        self.state.nonfinite_steps += 1
+        if consecutive >= self.config.run.max_nonfinite_steps:
+            raise NonFiniteLossError(
+                f"{consecutive} consecutive steps with a non-finite loss at step {self.state.step}; last batch: "
+                f"{_batch_summary(batch)}. Lower optim.lr, check the data statistics, or raise run.max_nonfinite_steps"
+            )
+        logger.warning("non-finite loss at step %d: step skipped (%d in a row)", self.state.step, consecutive)
+
+    def _log_values(self, metrics: MetricAccumulator, steps: int, seconds: float) -> dict[str, float]:
+        logged = metrics.reduce()
+        logged.update({
+            "lr": self.scheduler.get_last_lr()[0],
+            "steps_per_second": steps / seconds,
+            "samples_per_second": steps * self._global_batch() / seconds,
+            "nonfinite_steps": self.state.nonfinite_steps,
+        })
+        return logged
+
+    def _optimizer_step(self, samples: Iterator[dict[str, Any]]) -> tuple[dict[str, torch.Tensor], bool, dict]:
+        """Accumulate gradients over the micro-batches, then step (or skip on a non-finite loss on any rank)."""
+        accumulation = self.config.optim.grad_accumulation_steps
+        self.optimizer.zero_grad(set_to_none=True)
+        summed: dict[str, torch.Tensor] = {}
+        for micro in range(accumulation):
+            batch = self._next_batch(samples)
+            targets = self.teacher(batch["pixel_values"]) if self.teacher is not None else None
+            last = micro == accumulation - 1
+            no_sync = self.model.no_sync() if self.context.is_distributed and not last else contextlib.nullcontext()
+            with no_sync, self._autocast():
+                output = self.model(batch, targets)
+                (output.loss / accumulation).backward()
+            for key, value in output.metrics.items():
+                summed[key] = summed[key] + value / accumulation if key in summed else value / accumulation
+        finite = torch.isfinite(summed["loss"]).float()
+        if self.context.is_distributed:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        if not bool(finite.item()):  # the per-step host sync: every rank must agree to skip
+            return summed, False, batch
+        if self.config.optim.max_grad_norm is not None:
+            summed["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.config.optim.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        return summed, True, batch
+
+    def _next_batch(self, samples: Iterator[dict[str, Any]]) -> dict[str, Any]:
+        processor = self.adapter.processor
+        batch = self.collate([processor(next(samples)) for _ in range(self.config.run.batch_size)])
+        return {key: value.to(self.context.device, non_blocking=True) if torch.is_tensor(value) else value
+                for key, value in batch.items()}
+
+    def _autocast(self):
+        if self.context.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _global_batch(self) -> int:
+        return self.config.run.batch_size * self.context.world_size * self.config.optim.grad_accumulation_steps
+
+
+def _batch_summary(batch: dict[str, Any]) -> str:
+    parts = []
+    for key, value in batch.items():
+        if torch.is_tensor(value) and value.is_floating_point():
+            value = value.float()
+            parts.append(f"{key} {tuple(value.shape)} min {value.min().item():.3g} max {value.max().item():.3g} "
+                         f"mean {value.mean().item():.3g} non-finite {int((~torch.isfinite(value)).sum())}")
+    return "; ".join(parts)
+
+
+def _as_dict(config: FinetuneConfig) -> dict[str, Any]:
+    import draccus
+
+    encoded = draccus.encode(config)
+    return encoded if isinstance(encoded, dict) else {}

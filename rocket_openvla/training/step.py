@@ -1,0 +1,63 @@
+"""`TrainStep`: one module holding everything that trains, so a single DDP wrapper syncs all of it.
+
+    total = action_loss + coeff * align_loss
+
+The policy (LoRA'd VLA + action head + proprio projector) computes the action loss; hooks on its decoder record
+`hidden_states[k]` of the student layers during that same forward; the image-token states are projected by the
+ROCKET objective onto the teacher targets (computed outside, frozen, without gradient).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from rocket_openvla.align import RocketConfig, RocketObjective, select_image_tokens
+from rocket_openvla.backbones.base import BackboneAdapter
+from rocket_openvla.capture import ResidualCapture
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor  # scalar total loss
+    metrics: dict[str, torch.Tensor]  # detached
+
+
+class TrainStep(nn.Module):
+    def __init__(self, adapter: BackboneAdapter, objective: RocketObjective | None, rocket: RocketConfig,
+                 student_layers: list[int]) -> None:
+        """
+        Args:
+            objective: None for the baseline (`rocket.coeff == 0`).
+            student_layers: resolved `hidden_states` indices, one per pair (`RocketConfig.resolve_pairs`).
+        """
+        super().__init__()
+        self.policy = adapter.policy
+        self.objective = objective
+        self.coeff = rocket.coeff
+        self.token_shift = rocket.student_token_shift
+        self.student_layers = student_layers
+        self.image_span = adapter.image_token_span()
+        self.capture = ResidualCapture(adapter.capture_points(), student_layers) if objective is not None else None
+        if self.capture is not None:
+            self.capture.attach()
+
+    def forward(self, batch: dict[str, torch.Tensor], teacher_targets: list[torch.Tensor] | None = None) -> StepOutput:
+        """
+        Args:
+            batch: the collated policy inputs.
+            teacher_targets: K tensors `[B, T, Dt]` (one per pair), or None for the baseline.
+        """
+        if self.objective is None:
+            output = self.policy(batch)
+            return StepOutput(loss=output.loss, metrics={"loss": output.loss.detach(), **output.metrics})
+        self.capture.reset()
+        output = self.policy(batch)
+        states = self.capture.collect()
+        start, count = self.image_span
+        student = [select_image_tokens(states[layer], start, count, self.token_shift) for layer in self.student_layers]
+        aligned = self.objective(student, teacher_targets)
+        loss = output.loss + self.coeff * aligned.loss
+        return StepOutput(loss=loss, metrics={"loss": loss.detach(), **output.metrics, **aligned.metrics})

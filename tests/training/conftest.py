@@ -1,0 +1,53 @@
+"""A small synthetic LIBERO-format RLDS dataset and a tiny finetune config shared by the training tests."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rocket_openvla.data.synthetic import generate_synthetic_dataset
+
+DATASET = "synthetic_libero_no_noops"
+NUM_EPISODES = 8
+IMAGE_SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def rlds_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("rlds")
+    generate_synthetic_dataset(root, name=DATASET, num_episodes=NUM_EPISODES, image_size=IMAGE_SIZE, seed=0)
+    return root
+
+
+def tiny_config_dict(rlds_root: Path, run_root: Path, **sections) -> dict:
+    """The quickstart's tiny setup, small enough for a test: 2-layer OpenVLA, 2-block random VGGT at 224 px."""
+    config = {
+        "backbone": {"type": "openvla", "size": "tiny"},
+        "teacher": {"type": "vggt_random", "image_size": 224, "depth": 2},
+        "rocket": {"student_layers": [1, 2], "teacher_layers": [0, 1], "coeff": 0.5, "student_token_shift": 1},
+        "data": {"data_root_dir": str(rlds_root), "dataset": DATASET, "shuffle_buffer_size": 32,
+                 "num_parallel_calls": 1, "num_parallel_reads": 1},
+        "lora": {"rank": 4},
+        "optim": {"lr": 1e-3},
+        "run": {"max_steps": 4, "batch_size": 2, "save_freq": 2, "log_freq": 1, "run_root_dir": str(run_root),
+                "run_id": "test"},
+        "wandb": {"mode": "disabled"},
+    }
+    for section, values in sections.items():
+        config.setdefault(section, {}).update(values)
+    return config
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def load_config(rlds_root: Path, run_root: Path, **sections):
+    """A parsed FinetuneConfig (through draccus, as the entry point does)."""
+    import draccus
+
+    from rocket_openvla.training.config import FinetuneConfig
+
+    path = write_config(run_root.parent / f"{run_root.name}.yaml", tiny_config_dict(rlds_root, run_root, **sections))
+    return draccus.parse(FinetuneConfig, config_path=str(path), args=[])

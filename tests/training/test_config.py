@@ -1,0 +1,79 @@
+"""The YAML presets parse through draccus and say what the release's scripts say."""
+
+from pathlib import Path
+
+import draccus
+import pytest
+
+from rocket_openvla.training.config import FinetuneConfig
+from rocket_openvla.training.optim import OptimConfig, lr_multiplier
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PAPER_STUDENT = [2, 4, 6, 8, 10, 12, 14, 16, 18, 31]
+PAPER_TEACHER = [2, 4, 6, 8, 10, 12, 14, 16, 18, -1]
+
+
+def preset(name: str) -> FinetuneConfig:
+    config = draccus.parse(FinetuneConfig, config_path=str(CONFIGS / "paper" / f"openvla_libero_{name}.yaml"), args=[])
+    config.validate()
+    return config
+
+
+@pytest.mark.parametrize("name", ["rocket", "shared", "naive", "spatial_forcing", "baseline"])
+def test_common_release_settings(name):
+    config = preset(name)
+    assert (config.run.batch_size, config.run.global_batch_size, config.run.max_steps) == (8, 32, 50_005)
+    assert (config.run.save_freq, config.run.seed) == (5_000, 42)
+    assert (config.optim.lr, config.optim.schedule, config.optim.lr_decay_step, config.optim.warmup_steps) == (
+        5e-4, "multistep", 10_000, 0)
+    assert config.optim.max_grad_norm is None and config.optim.weight_decay == 0.01
+    assert (config.lora.rank, config.lora.effective_alpha, config.lora.dropout, config.lora.init) == (32, 16, 0, "gaussian")
+    assert (config.backbone.num_images, config.backbone.use_proprio, config.backbone.action_head) == (2, True, "l1")
+    assert config.data.dataset == "libero_4_task_suites_no_noops" and config.data.image_aug
+    assert config.data.shuffle_buffer_size == 100_000
+    rocket = config.effective_rocket()
+    assert (rocket.input_norm, rocket.teacher_pos_embed, rocket.pos_embed_scale, rocket.pooling) == (
+        True, True, 0.1, "bilinear")
+    assert rocket.student_token_shift == 1 and rocket.ensemble_size == 1
+
+
+def test_rocket_preset():
+    rocket = preset("rocket").effective_rocket()
+    assert (rocket.student_layers, rocket.teacher_layers, rocket.coeff) == (PAPER_STUDENT, PAPER_TEACHER, 0.5)
+    assert rocket.pair_widths(2048) == [409, 591, 773, 955, 1137, 1319, 1501, 1683, 1865, 2048]
+
+
+def test_ablation_presets():
+    assert preset("shared").effective_rocket().pair_widths(2048) == [2048] * 10
+    naive = preset("naive").effective_rocket()
+    assert not naive.share_projector and naive.pair_widths(2048) == [409] * 10
+    spatial = preset("spatial_forcing").effective_rocket()
+    assert (spatial.student_layers, spatial.teacher_layers, spatial.share_projector) == ([24], [-1], False)
+    assert spatial.pair_widths(2048) == [409]
+    assert not preset("baseline").rocket.enabled
+
+
+def test_quickstart_parses():
+    config = draccus.parse(FinetuneConfig, config_path=str(CONFIGS / "quickstart.yaml"), args=[])
+    config.validate()
+    assert type(config.teacher).__name__ == "RandomVGGTConfig" and config.data.synthetic.generate
+    tiny_hidden_states = 3  # the tiny Llama has 2 blocks
+    assert config.effective_rocket().resolve_pairs(tiny_hidden_states, config.teacher.num_layers()) == ([1, 2], [0, 1])
+
+
+def test_naive_objective_preset_switches_off_sharing():
+    config = preset("rocket")
+    config.objective = "naive"
+    assert not config.effective_rocket().share_projector
+    config.objective = "unknown"
+    with pytest.raises(ValueError, match="objective='unknown' is not registered"):
+        config.validate()
+
+
+def test_learning_rate_schedules():
+    multistep = OptimConfig(schedule="multistep", lr_decay_step=10, warmup_steps=4)
+    assert [lr_multiplier(multistep, s) for s in (0, 2, 4, 9, 10)] == pytest.approx([0.1, 0.55, 1.0, 1.0, 0.1])
+    cosine = OptimConfig(schedule="cosine", warmup_steps=2, lr_decay_step=12, min_lr_ratio=0.1)
+    assert lr_multiplier(cosine, 2) == pytest.approx(1.0)
+    assert lr_multiplier(cosine, 7) == pytest.approx(0.55)
+    assert lr_multiplier(cosine, 12) == pytest.approx(0.1) and lr_multiplier(cosine, 50) == pytest.approx(0.1)

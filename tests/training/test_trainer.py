@@ -1,0 +1,116 @@
+"""The Trainer in one process on a generated dataset: baseline, learning, bad input, non-finite losses."""
+
+import pytest
+import torch
+
+from rocket_openvla.training.checkpoint import TRAINABLE_NAME, latest_checkpoint
+from rocket_openvla.training.distributed import DistributedContext
+from rocket_openvla.training.loop import NonFiniteLossError, Trainer
+
+from .conftest import load_config
+
+SINGLE = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+
+
+def test_baseline_builds_neither_teacher_nor_projector(rlds_root, tmp_path):
+    config = load_config(rlds_root, tmp_path / "runs", rocket={"coeff": 0.0}, run={"max_steps": 2})
+    trainer = Trainer(config, SINGLE)
+    assert trainer.teacher is None and trainer.module.objective is None
+    run_dir = trainer.train()
+    checkpoint = latest_checkpoint(run_dir)
+    assert checkpoint.name == "step_00000002"
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint / TRAINABLE_NAME), "pt") as handle:
+        keys = list(handle.keys())
+    assert any("lora_" in key for key in keys) and any("action_head" in key for key in keys)
+    assert not any(key.startswith("objective.") for key in keys)
+
+
+def test_align_loss_decreases_on_a_fixed_batch(rlds_root, tmp_path):
+    trainer = Trainer(load_config(rlds_root, tmp_path / "runs"), SINGLE)
+    batch = trainer._next_batch(iter(trainer.dataset))
+    targets = trainer.teacher(batch["pixel_values"])
+    align_losses = []
+    for _ in range(12):
+        trainer.optimizer.zero_grad()
+        output = trainer.model(batch, targets)
+        output.loss.backward()
+        trainer.optimizer.step()
+        assert torch.isfinite(output.loss)
+        align_losses.append(output.metrics["align/loss"].item())
+    assert align_losses[-1] < 0.8 * align_losses[0]
+
+
+def test_nonfinite_losses_abort_with_step_and_batch_statistics(rlds_root, tmp_path):
+    config = load_config(rlds_root, tmp_path / "runs", optim={"lr": 1e30}, run={"max_steps": 20, "max_nonfinite_steps": 2})
+    with pytest.raises(NonFiniteLossError, match=r"2 consecutive steps .* at step \d+; last batch: .*pixel_values"):
+        Trainer(config, SINGLE).train()
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"rocket": {"teacher_layers": [0, 2]}}, r"rocket.teacher_layers: index 2 is out of range for 2 entries"),
+        ({"rocket": {"student_layers": [1, 3]}}, r"rocket.student_layers: index 3 is out of range for 3 entries"),
+        ({"run": {"global_batch_size": 3}}, "run.global_batch_size=3"),
+        ({"objective": "spatial_forcing"}, "exactly one layer pair"),
+        ({"data": {"dataset": "libero_missing_no_noops"}}, "libero_missing_no_noops"),
+    ],
+)
+def test_bad_config_fails_before_training(rlds_root, tmp_path, sections, message):
+    objective = sections.pop("objective", None)
+    config = load_config(rlds_root, tmp_path / "runs", **sections)
+    if objective:
+        config.objective = objective
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        Trainer(config, SINGLE)
+
+
+def test_run_directory_guards(rlds_root, tmp_path):
+    runs = tmp_path / "runs"
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        Trainer(load_config(rlds_root, runs, run={"resume": True}), SINGLE)
+    Trainer(load_config(rlds_root, runs, run={"max_steps": 1}), SINGLE).train()
+    with pytest.raises(ValueError, match=r"different config \(optim.lr: 0.001 -> 0.002"):
+        Trainer(load_config(rlds_root, runs, optim={"lr": 2e-3}), SINGLE)
+    with pytest.raises(ValueError, match="--run.resume true to continue"):
+        Trainer(load_config(rlds_root, runs, run={"max_steps": 1}), SINGLE)
+    with pytest.raises(ValueError, match=r"run.resume: the config differs .*optim.lr"):
+        Trainer(load_config(rlds_root, runs, optim={"lr": 2e-3}, run={"resume": True}), SINGLE)
+    fresh = Trainer(load_config(rlds_root, runs, optim={"lr": 2e-3}, run={"overwrite": True}), SINGLE)
+    assert fresh.state.step == 0 and latest_checkpoint(fresh.run_dir) is None
+
+
+def test_merge_at_end_writes_a_policy_equal_to_the_lora_policy(rlds_root, tmp_path):
+    from rocket_openvla.backbones.openvla import OpenVLAPolicy
+    from rocket_openvla.training.loop import MERGED_DIR
+
+    runs = tmp_path / "runs"
+    trainer = Trainer(load_config(rlds_root, runs, run={"max_steps": 1}, lora={"merge_at_end": True}), SINGLE)
+    run_dir = trainer.train()
+    assert not trainer.adapter.has_lora
+    merged = OpenVLAPolicy.from_pretrained(run_dir / MERGED_DIR)
+    assert merged.statistics.keys() == {"synthetic_libero_no_noops"}
+
+    lora = Trainer(load_config(rlds_root, runs, run={"max_steps": 1, "resume": True}, lora={"merge_at_end": True}),
+                   SINGLE)  # the step-1 checkpoint: same random base + the trained LoRA weights and heads
+    assert lora.adapter.has_lora
+    batch = lora._next_batch(iter(lora.dataset))
+    with torch.no_grad():
+        torch.testing.assert_close(merged(batch).loss, lora.adapter.policy(batch).loss, atol=1e-5, rtol=0)
+
+
+def test_resume_refuses_changed_dataset_statistics(rlds_root, tmp_path):
+    import json
+
+    from rocket_openvla.data.statistics import StatisticsMismatchError
+
+    runs = tmp_path / "runs"
+    run_dir = Trainer(load_config(rlds_root, runs, run={"max_steps": 1}), SINGLE).train()
+    saved = run_dir / "dataset_statistics.json"
+    statistics = json.loads(saved.read_text())
+    statistics["synthetic_libero_no_noops"]["action"]["q99"][0] += 0.5
+    saved.write_text(json.dumps(statistics))
+    with pytest.raises(StatisticsMismatchError, match=r"synthetic_libero_no_noops.*action.q99"):
+        Trainer(load_config(rlds_root, runs, run={"max_steps": 2, "resume": True}), SINGLE)
