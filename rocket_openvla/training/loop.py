@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import draccus
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -31,13 +32,12 @@ from rocket_openvla.training.distributed import (DistributedContext, barrier, in
 from rocket_openvla.training.optim import build_optimizer
 from rocket_openvla.training.rng import seed_everything
 from rocket_openvla.training.run_dir import STATISTICS_NAME, check_run_directory, record_config, run_directory
-from rocket_openvla.training.step import TrainStep
 from rocket_openvla.teachers.base import FrozenTeacher
+from rocket_openvla.training.step import TrainStep
 from rocket_openvla.training.teacher_config import StudentView
 from rocket_openvla.training.tracking import MetricAccumulator, MetricsLogger
 
 logger = logging.getLogger(__name__)
-
 
 MERGED_DIR = "merged"
 
@@ -130,7 +130,7 @@ class Trainer:
     def train(self) -> Path:
         config, context = self.config, self.context
         metrics_log = MetricsLogger(context.is_main, config.wandb.project, config.wandb.entity, config.wandb.mode,
-                                    self.run_dir, self.run_dir.name, config=_as_dict(config))
+                                    self.run_dir, self.run_dir.name, config=draccus.encode(config))
         members = range(self.config.rocket.ensemble_size)
         metrics = MetricAccumulator(labels={
             "align/pair_losses": self.pair_labels,
@@ -207,8 +207,9 @@ class Trainer:
             torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
         if not bool(finite.item()):  # the per-step host sync: every rank must agree to skip
             return summed, False, batch
-        if self.config.optim.max_grad_norm is not None:
-            summed["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.config.optim.max_grad_norm)
+        max_norm = self.config.optim.max_grad_norm
+        if max_norm is not None:
+            summed["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.module.parameters(), max_norm)
         self.optimizer.step()
         self.scheduler.step()
         return summed, True, batch
@@ -236,10 +237,3 @@ def _batch_summary(batch: dict[str, Any]) -> str:
             parts.append(f"{key} {tuple(value.shape)} min {value.min().item():.3g} max {value.max().item():.3g} "
                          f"mean {value.mean().item():.3g} non-finite {int((~torch.isfinite(value)).sum())}")
     return "; ".join(parts)
-
-
-def _as_dict(config: FinetuneConfig) -> dict[str, Any]:
-    import draccus
-
-    encoded = draccus.encode(config)
-    return encoded if isinstance(encoded, dict) else {}

@@ -55,7 +55,8 @@ class VGGTCheckpointConfig(TeacherConfig):
             )
         return VGGTTeacher.from_checkpoint(
             self.checkpoint, layers, grid=student.grid, num_cameras=student.num_cameras,
-            input_format=student.input_format, pooling=TeacherPooling.from_rocket_config(rocket), image_size=self.image_size,
+            input_format=student.input_format, pooling=TeacherPooling.from_rocket_config(rocket),
+            image_size=self.image_size,
         )
 
 
@@ -82,7 +83,8 @@ class RandomVGGTConfig(TeacherConfig):
 
         return VGGTTeacher.random(
             layers, config=self.aggregator_config(), seed=self.seed, grid=student.grid,
-            num_cameras=student.num_cameras, input_format=student.input_format, pooling=TeacherPooling.from_rocket_config(rocket),
+            num_cameras=student.num_cameras, input_format=student.input_format,
+            pooling=TeacherPooling.from_rocket_config(rocket),
         )
 
 

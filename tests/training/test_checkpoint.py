@@ -1,7 +1,6 @@
 """Checkpoints are atomic: a crash while writing leaves the previous one complete, pointed to and resumable."""
 
 import pytest
-import torch
 
 from rocket_openvla.training.checkpoint import CHECKPOINTS_DIR, latest_checkpoint
 from rocket_openvla.training.loop import Trainer
