@@ -5,6 +5,7 @@
             trainable.safetensors      every trainable parameter: LoRA, action head, proprio projector, ROCKET projector
             optimizer.{json,safetensors}  scheduler.{json,safetensors}
             trainer_state.json         step, world size, skipped-step counter
+            config.yaml                the run's config
             rank_000/rng.{json,safetensors}  rank_000/data/   per-rank RNG states and data-iterator position
             policy/                    the deployable policy (LoRA adapter, heads, dataset statistics): backbone layout
         latest                         name of the newest complete checkpoint
@@ -35,6 +36,7 @@ CHECKPOINTS_DIR = "checkpoints"
 LATEST_NAME = "latest"
 TRAINABLE_NAME = "trainable.safetensors"
 TRAINER_STATE_NAME = "trainer_state.json"
+CONFIG_NAME = "config.yaml"  # the run's config, copied into every checkpoint
 POLICY_DIR = "policy"
 
 
@@ -80,6 +82,7 @@ def _write_text_atomically(path: Path, text: str) -> None:
 
 class CheckpointManager:
     def __init__(self, run_dir: Path, context: DistributedContext, keep_last: int | None = None) -> None:
+        self.run_dir = run_dir
         self.root = run_dir / CHECKPOINTS_DIR
         self.context = context
         self.keep_last = keep_last
@@ -102,6 +105,7 @@ class CheckpointManager:
             save_state_tree(parts.optimizer.state_dict(), temporary, "optimizer")
             save_state_tree(parts.scheduler.state_dict(), temporary, "scheduler")
             (temporary / TRAINER_STATE_NAME).write_text(json.dumps(state.__dict__, indent=2))
+            shutil.copyfile(self.run_dir / CONFIG_NAME, temporary / CONFIG_NAME)
             parts.export_policy(temporary / POLICY_DIR)
             if final.exists():
                 shutil.rmtree(final)

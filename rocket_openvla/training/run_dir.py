@@ -16,10 +16,9 @@ from typing import Any
 
 import draccus
 
-from rocket_openvla.training.checkpoint import CHECKPOINTS_DIR, latest_checkpoint
+from rocket_openvla.training.checkpoint import CHECKPOINTS_DIR, CONFIG_NAME, latest_checkpoint
 from rocket_openvla.training.config import FinetuneConfig
 
-CONFIG_NAME = "config.yaml"
 STATISTICS_NAME = "dataset_statistics.json"
 # Fields that may differ between a run and its resumption (they do not change what is being trained).
 RESUMABLE_CHANGES = ("run.resume", "run.max_steps", "run.save_freq", "run.keep_last", "run.log_freq",

@@ -40,7 +40,7 @@ def test_keep_last_prunes_old_checkpoints(rlds_root, tmp_path):
     kept = sorted(p.name for p in (run_dir / CHECKPOINTS_DIR).glob("step_*"))
     assert kept == ["step_00000002", "step_00000003"]
     for name in ("trainable.safetensors", "optimizer.safetensors", "optimizer.json", "scheduler.json",
-                 "trainer_state.json", "rank_000/rng.json", "rank_000/data/data_state.json",
+                 "trainer_state.json", "config.yaml", "rank_000/rng.json", "rank_000/data/data_state.json",
                  "policy/dataset_statistics.json", "policy/lora_adapter/adapter_model.safetensors"):
         assert (run_dir / CHECKPOINTS_DIR / "step_00000003" / name).is_file(), name
     assert (run_dir / "config.yaml").is_file() and (run_dir / "dataset_statistics.json").is_file()
