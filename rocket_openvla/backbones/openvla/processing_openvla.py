@@ -35,7 +35,6 @@ from rocket_openvla.backbones.openvla.prompting import (
 IMAGE_SIZE = 224
 DINOV2_MEAN, DINOV2_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 SIGLIP_MEAN, SIGLIP_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-CHANNELS_PER_CAMERA = 6
 DEFAULT_PAD_TOKEN_ID = 32000
 DEFAULT_MAX_LENGTH = 2048  # Llama-2's context, OpenVLA's `llm_max_length`
 
@@ -64,15 +63,6 @@ def images_to_pixel_values(images: np.ndarray | torch.Tensor, image_size: int = 
     dino = (rgb - _channel_stats(DINOV2_MEAN, rgb)) / _channel_stats(DINOV2_STD, rgb)
     siglip = (rgb - _channel_stats(SIGLIP_MEAN, rgb)) / _channel_stats(SIGLIP_STD, rgb)
     return torch.cat((dino, siglip), dim=1).flatten(0, 1)
-
-
-def pixel_values_to_rgb(pixel_values: torch.Tensor) -> torch.Tensor:
-    """Undo the DINOv2 normalisation: `[..., 6V, H, W]` -> RGB in [0, 1] `[..., V, 3, H, W]`.
-
-    This is the image the VLA saw (after augmentation), e.g. for a teacher that must see the same pixels.
-    """
-    cameras = pixel_values.unflatten(-3, (-1, CHANNELS_PER_CAMERA))[..., :3, :, :]
-    return cameras * _channel_stats(DINOV2_STD, cameras) + _channel_stats(DINOV2_MEAN, cameras)
 
 
 class OpenVLAProcessor:

@@ -12,10 +12,15 @@ from rocket_openvla.backbones.openvla.processing_openvla import (
     OpenVLACollator,
     OpenVLAProcessor,
     images_to_pixel_values,
-    pixel_values_to_rgb,
 )
 from rocket_openvla.backbones.openvla.prompting import IGNORE_INDEX, build_prompt
 from rocket_openvla.backbones.openvla.tiny_tokenizer import build_tiny_tokenizer
+from rocket_openvla.teachers.preprocessing import to_unit_images
+
+
+def pixel_values_to_rgb(pixel_values: torch.Tensor) -> torch.Tensor:
+    """`[B, 6V, H, W]` -> `[B, V, 3, H, W]` in [0, 1]: the teacher's inversion of the DINOv2 half."""
+    return to_unit_images(pixel_values, "openvla", num_cameras=pixel_values.shape[1] // 6)
 
 CHUNK, ACTION_DIM, PROPRIO_DIM = 8, 7, 8
 
@@ -59,7 +64,7 @@ def test_pixel_values_equal_prismatic_transform_per_camera_in_order():
 
 def test_resize_follows_pil_bicubic_for_other_sizes():
     image = random_images(1, size=(256, 320), seed=3)
-    rgb = pixel_values_to_rgb(images_to_pixel_values(image))[0]
+    rgb = pixel_values_to_rgb(images_to_pixel_values(image)[None])[0, 0]
     pil = np.array(Image.fromarray(image[0]).resize((224, 224), Image.BICUBIC))
     pil_rgb = torch.from_numpy(pil).permute(2, 0, 1).float() / 255
     assert (rgb - pil_rgb).abs().max() <= 2 / 255 + 1e-6
