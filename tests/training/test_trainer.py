@@ -1,5 +1,7 @@
 """The Trainer in one process on a generated dataset: baseline, learning, bad input, non-finite losses."""
 
+import json
+
 import pytest
 import torch
 
@@ -114,3 +116,22 @@ def test_resume_refuses_changed_dataset_statistics(rlds_root, tmp_path):
     saved.write_text(json.dumps(statistics))
     with pytest.raises(StatisticsMismatchError, match=r"synthetic_libero_no_noops.*action.q99"):
         Trainer(load_config(rlds_root, runs, run={"max_steps": 2, "resume": True}), SINGLE)
+
+
+def test_gradient_accumulation_equals_the_larger_batch(rlds_root, tmp_path):
+    """Two micro-batches of 1 sample = one batch of the same 2 samples: same loss, same gradient (Adam's first step
+    is scale-invariant, so the gradients themselves are compared; they stay in .grad after the last step)."""
+
+    def one_step(run_id: str, batch_size: int, accumulation: int) -> tuple[float, dict[str, torch.Tensor]]:
+        config = load_config(rlds_root, tmp_path / "runs", run={"max_steps": 1, "batch_size": batch_size,
+                                                                 "run_id": run_id},
+                             optim={"grad_accumulation_steps": accumulation}, data={"image_aug": False})
+        trainer = Trainer(config, SINGLE)
+        run_dir = trainer.train()
+        loss = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["loss"]
+        return loss, {name: p.grad.clone() for name, p in trainer.module.named_parameters() if p.requires_grad}
+
+    (accumulated_loss, accumulated), (whole_loss, whole) = one_step("accumulated", 1, 2), one_step("whole", 2, 1)
+    assert accumulated_loss == pytest.approx(whole_loss, rel=1e-5)
+    for name, gradient in whole.items():
+        torch.testing.assert_close(accumulated[name], gradient, atol=1e-6, rtol=1e-4, msg=name)
