@@ -66,6 +66,7 @@ class Trainer:
         if context.is_main:
             record_config(config, self.run_dir)
         barrier()
+        self.dataset = self._build_dataset()  # before the models: a wrong data path fails in seconds
 
         seed_everything(config.run.seed)  # identical initialisation on every rank
         self.adapter = config.backbone.build()
@@ -82,7 +83,6 @@ class Trainer:
         self.optimizer, self.scheduler = build_optimizer(config.optim, [self.module])
 
         seed_everything(config.run.seed + context.rank)  # per-rank runtime randomness (dropout, diffusion noise)
-        self.dataset = self._build_dataset()
         self._record_statistics()
         self.collate = self.adapter.processor.collator()
         self.checkpoints = CheckpointManager(self.run_dir, context, config.run.keep_last)
