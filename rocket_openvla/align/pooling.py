@@ -8,6 +8,7 @@ centres is added first (so the targets carry position), then each frame is bilin
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -46,9 +47,12 @@ def sincos_embed(coords: torch.Tensor, dim: int, omega_0: float = 100.0) -> torc
     return torch.cat([angles.sin(), angles.cos()], dim=-1).float()
 
 
+@functools.lru_cache(maxsize=16)
 def uv_position_embedding(height: int, width: int, dim: int, image_size: tuple[int, int],
                           device: torch.device | None = None) -> torch.Tensor:
     """VGGT's `position_grid_to_embed(create_uv_grid(...))` for a `height x width` patch grid.
+
+    Cached: every teacher layer of every step uses the same embedding (read-only; do not modify the result).
 
     Args:
         image_size: `(H, W)` of the teacher input in pixels; sets the grid's aspect ratio `W / H`.
@@ -97,7 +101,7 @@ def pool_teacher_tokens(
 
     maps = tokens.reshape(batch * frames, th, tw, channels).permute(0, 3, 1, 2)
     if pos_embed:
-        embed = uv_position_embedding(th, tw, channels, image_size, device=tokens.device)
+        embed = uv_position_embedding(th, tw, channels, tuple(image_size), device=tokens.device)
         maps = maps + (pos_embed_scale * embed).to(maps.dtype)
     if mode == "bilinear":
         pooled = F.interpolate(maps, size=(gh, gw), mode="bilinear", align_corners=True)

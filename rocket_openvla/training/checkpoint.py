@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from rocket_openvla.state_dicts import state_dict_problems
 from rocket_openvla.training.distributed import DistributedContext, barrier
 from rocket_openvla.training.rng import restore_rng_state, rng_state
 from rocket_openvla.training.state_io import load_state_tree, save_state_tree
@@ -125,17 +126,14 @@ class CheckpointManager:
                 "iterator positions are per rank)"
             )
         saved = load_file(str(path / TRAINABLE_NAME), device=str(next(parts.module.parameters()).device))
-        expected = trainable_state_dict(parts.module)
-        missing, unexpected = sorted(expected.keys() - saved.keys()), sorted(saved.keys() - expected.keys())
-        if missing or unexpected:
-            raise ValueError(
-                f"checkpoint {path} does not match this model: missing {missing[:5]}, unexpected {unexpected[:5]}; "
-                "resume with the config the run was started with"
-            )
+        trainable = {name: p for name, p in parts.module.named_parameters() if p.requires_grad}
+        problems = state_dict_problems(trainable, saved)
+        if problems:
+            raise ValueError(f"checkpoint {path} does not match this model: {'; '.join(problems)}; "
+                             "resume with the config the run was started with")
         with torch.no_grad():
-            for name, parameter in parts.module.named_parameters():
-                if name in saved:
-                    parameter.copy_(saved[name])
+            for name, parameter in trainable.items():
+                parameter.copy_(saved[name])
         parts.optimizer.load_state_dict(load_state_tree(path, "optimizer"))
         parts.scheduler.load_state_dict(load_state_tree(path, "scheduler"))
         rank_dir = path / f"rank_{self.context.rank:03d}"

@@ -69,12 +69,13 @@ class Trainer:
         self.dataset = self._build_dataset()  # before the models: a wrong data path fails in seconds
 
         seed_everything(config.run.seed)  # identical initialisation on every rank
+        self.rocket = config.effective_rocket()
         self.adapter = config.backbone.build()
         self.teacher, objective = self._build_alignment()
         lora = config.lora
         if not self.adapter.has_lora:  # a backbone.pretrained run directory brings its own (trainable) adapter
             self.adapter.apply_lora(lora.rank, lora.effective_alpha, lora.dropout, lora.target_modules, lora.init)
-        self.module = TrainStep(self.adapter, objective, config.effective_rocket(), self.student_layers)
+        self.module = TrainStep(self.adapter, objective, self.rocket, self.student_layers)
         self.module.to(context.device)
         self.model = self.module
         if context.is_distributed:
@@ -93,7 +94,7 @@ class Trainer:
 
     def _build_alignment(self) -> tuple[FrozenTeacher | None, RocketObjective | None]:
         """The frozen teacher and the ROCKET objective (neither for the baseline, `rocket.coeff == 0`)."""
-        rocket = self.config.effective_rocket()
+        rocket = self.rocket
         self.student_layers, self.pair_labels = [], []
         if not rocket.enabled:
             return None, None
@@ -131,7 +132,7 @@ class Trainer:
         config, context = self.config, self.context
         metrics_log = MetricsLogger(context.is_main, config.wandb.project, config.wandb.entity, config.wandb.mode,
                                     self.run_dir, self.run_dir.name, config=draccus.encode(config))
-        members = range(self.config.rocket.ensemble_size)
+        members = range(self.rocket.ensemble_size)
         metrics = MetricAccumulator(labels={
             "align/pair_losses": self.pair_labels,
             "align/member_losses": [f"{pair}/member{member}" for pair in self.pair_labels for member in members],
