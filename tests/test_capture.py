@@ -5,8 +5,14 @@ import torch
 import torch.utils.checkpoint
 from peft import LoraConfig, get_peft_model
 from torch import nn
-from transformers import (GemmaConfig, LlamaConfig, LlamaForCausalLM, PaliGemmaConfig,
-                          PaliGemmaForConditionalGeneration, SiglipVisionConfig)
+from transformers import (
+    GemmaConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PaliGemmaConfig,
+    PaliGemmaForConditionalGeneration,
+    SiglipVisionConfig,
+)
 
 from rocket_openvla.capture import CapturePoints, ResidualCapture, find_decoder
 

@@ -28,12 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from rocket_openvla.backbones.openvla.normalization import (
-    DatasetStatistics,
-    NormalizationType,
-    parse_dataset_statistics,
-    save_dataset_statistics,
-)
 from rocket_openvla.data.augment import augment_views, decode_and_resize
 from rocket_openvla.data.chunking import chunk_actions
 from rocket_openvla.data.config import DataConfig
@@ -43,6 +37,12 @@ from rocket_openvla.data.rlds import CAMERA_VIEWS, open_builder, read_trajectori
 from rocket_openvla.data.statistics import load_or_compute_statistics, statistics_to_json
 from rocket_openvla.data.synthetic import generate_synthetic_dataset
 from rocket_openvla.data.tf_runtime import tf, tfds
+from rocket_openvla.normalization import (
+    DatasetStatistics,
+    NormalizationType,
+    parse_dataset_statistics,
+    save_dataset_statistics,
+)
 
 NORMALIZATION = NormalizationType.BOUNDS_Q99
 # Trajectories whose frames alternate before the shuffle buffer: more mixing, more memory (and saved state).

@@ -2,7 +2,7 @@
 
 Statistics cover every step of every episode of all splits, after LIBERO standardisation (so the gripper is
 already 1 = open / 0 = closed), as OFT's `get_dataset_statistics` does. The math (mean, population std, min, max,
-linear-interpolated q01/q99) and the JSON schema come from `rocket_openvla.backbones.openvla.normalization`.
+linear-interpolated q01/q99) and the JSON schema come from `rocket_openvla.normalization`.
 
 Cache: `<dataset_dir>/dataset_statistics_<sha256>.json`, the hash covering the dataset's identity (its tfds
 info: splits, shard lengths, byte counts; its features) and the standardisation code; when the dataset folder
@@ -22,14 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from rocket_openvla.backbones.openvla.normalization import (
+from rocket_openvla.data.rlds import ACTION_NORMALIZATION_MASK, libero_standardize, read_trajectories
+from rocket_openvla.data.tf_runtime import tfds
+from rocket_openvla.normalization import (
     DatasetStatistics,
     FeatureStatistics,
     parse_dataset_statistics,
     save_dataset_statistics,
 )
-from rocket_openvla.data.rlds import ACTION_NORMALIZATION_MASK, libero_standardize, read_trajectories
-from rocket_openvla.data.tf_runtime import tfds
 
 logger = logging.getLogger(__name__)
 

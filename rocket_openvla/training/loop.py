@@ -25,14 +25,13 @@ from tqdm import tqdm
 from rocket_openvla.align import RocketObjective
 from rocket_openvla.data.pipeline import RLDSDataset, build_dataset
 from rocket_openvla.data.statistics import check_statistics_match
+from rocket_openvla.teachers.base import FrozenTeacher
 from rocket_openvla.training.checkpoint import CheckpointManager, Resumable, TrainerState, latest_checkpoint
 from rocket_openvla.training.config import FinetuneConfig
-from rocket_openvla.training.distributed import (DistributedContext, barrier, init_distributed,
-                                                 shutdown_distributed)
+from rocket_openvla.training.distributed import DistributedContext, barrier, init_distributed, shutdown_distributed
 from rocket_openvla.training.optim import build_optimizer
 from rocket_openvla.training.rng import seed_everything
 from rocket_openvla.training.run_dir import STATISTICS_NAME, check_run_directory, record_config, run_directory
-from rocket_openvla.teachers.base import FrozenTeacher
 from rocket_openvla.training.step import TrainStep
 from rocket_openvla.training.teacher_config import StudentView
 from rocket_openvla.training.tracking import MetricAccumulator, MetricsLogger

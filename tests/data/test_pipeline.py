@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
-from rocket_openvla.backbones.openvla.normalization import load_dataset_statistics
 from rocket_openvla.data.config import SYNTHETIC_DATASET_NAME, DataConfig, SyntheticDataConfig
 from rocket_openvla.data.pipeline import RLDSDataset, build_dataset
 from rocket_openvla.data.tf_runtime import tfds
+from rocket_openvla.normalization import load_dataset_statistics
 
 CHUNK = 8
 

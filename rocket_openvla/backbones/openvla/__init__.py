@@ -6,7 +6,7 @@
     checkpoint             safetensors layout, OFT component files, strict key checks
     adapter                OpenVLAAdapter + the registered `openvla` backbone config
     tiny                   size presets ("tiny" for tests, "7b")
-    action_heads, action_tokenizer, prompting, normalization, processing_openvla, tiny_tokenizer: OFT's side parts
+    action_heads, action_tokenizer, prompting, processing_openvla, tiny_tokenizer: OFT's side parts
 """
 
 from rocket_openvla.backbones.openvla.adapter import OpenVLAAdapter, OpenVLABackboneConfig, lora_target_modules

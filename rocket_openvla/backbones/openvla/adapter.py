@@ -20,13 +20,13 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from rocket_openvla.backbones.base import BackboneAdapter
 from rocket_openvla.backbones.openvla.configuration_openvla import OpenVLAConfig
 from rocket_openvla.backbones.openvla.modeling_openvla import OpenVLAModel
-from rocket_openvla.backbones.openvla.normalization import DatasetStatistics
 from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy, PolicySpec
 from rocket_openvla.backbones.openvla.processing_openvla import OpenVLAProcessor
 from rocket_openvla.backbones.openvla.tiny import SIZE_PRESETS
 from rocket_openvla.backbones.openvla.tiny_tokenizer import build_tiny_tokenizer
 from rocket_openvla.backbones.registry import BackboneConfig
 from rocket_openvla.capture import CapturePoints
+from rocket_openvla.normalization import DatasetStatistics
 
 TEACHER_INPUT_FORMAT = "openvla"  # pixel_values [B, 6V, H, W], per camera [DINOv2-normalised RGB | SigLIP RGB]
 

@@ -54,7 +54,8 @@ from rocket_openvla.backbones.openvla.modeling_openvla import (
     OpenVLAOutput,
     action_token_positions,
 )
-from rocket_openvla.backbones.openvla.normalization import (
+from rocket_openvla.backbones.openvla.prompting import IGNORE_INDEX, build_training_ids
+from rocket_openvla.normalization import (
     DatasetStatistics,
     NormalizationType,
     load_dataset_statistics,
@@ -62,7 +63,6 @@ from rocket_openvla.backbones.openvla.normalization import (
     save_dataset_statistics,
     select_unnorm_key,
 )
-from rocket_openvla.backbones.openvla.prompting import IGNORE_INDEX, build_training_ids
 
 logger = logging.getLogger(__name__)
 

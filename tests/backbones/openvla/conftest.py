@@ -9,8 +9,8 @@ from safetensors.torch import load_file, save_file
 
 from rocket_openvla.backbones.openvla.configuration_openvla import OpenVLAConfig
 from rocket_openvla.backbones.openvla.modeling_openvla import OpenVLAModel
-from rocket_openvla.backbones.openvla.normalization import parse_dataset_statistics
 from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy, PolicySpec
+from rocket_openvla.normalization import parse_dataset_statistics
 
 GOLDEN_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "golden" / "openvla-oft-tiny"
 

@@ -7,7 +7,7 @@ import torch
 
 from rocket_openvla.backbones.openvla.action_heads import L1RegressionActionHead
 from rocket_openvla.backbones.openvla.action_tokenizer import ActionTokenizer
-from rocket_openvla.backbones.openvla.normalization import (
+from rocket_openvla.normalization import (
     DatasetStatistics,
     FeatureStatistics,
     NormalizationType,
