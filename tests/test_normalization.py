@@ -17,7 +17,7 @@ from rocket_openvla.normalization import (
     select_unnorm_key,
 )
 
-GOLDEN_CONFIG = Path(__file__).resolve().parents[3].parent / "shared/reference/golden/openvla-oft-tiny/config.json"
+GOLDEN_CONFIG = Path(__file__).resolve().parents[1].parent / "shared/reference/golden/openvla-oft-tiny/config.json"
 
 
 def make_statistics(mask: bool = True) -> FeatureStatistics:
