@@ -1,7 +1,7 @@
 """Bidirectional (non-causal) self-attention for a stock transformers Llama model, switched on per model and reversible.
 
 OpenVLA-OFT decodes a whole action chunk in one pass and was trained with a transformers fork whose Llama SDPA
-attention lets every token attend to every non-padding token (`reference/openvla-oft.md` §1.2). Stock
+attention lets every token attend to every non-padding token. Stock
 transformers >= 5.2 builds a bidirectional padding mask instead of a causal one when the model's config carries
 `is_causal = False`, and its attention kernels read the same flag. This patch sets that flag on the config of every
 `LlamaModel` inside a given module and on each of its attention modules (so direct calls of a decoder layer without

@@ -1,6 +1,6 @@
 """Record residual-stream states of chosen layers with hooks, exactly as Hugging Face `hidden_states[k]`.
 
-Index convention (DESIGN.md), for a stack of n decoder blocks:
+Index convention, for a stack of n decoder blocks:
     0          the input of block 0 (the embeddings)
     1 .. n-1   the output of block k-1, i.e. the input of block k
     n          the output of the final norm

@@ -1,7 +1,7 @@
 """`RocketConfig`: every knob of the ROCKET objective, draccus-friendly.
 
 Defaults reproduce the released ROCKET code (arXiv 2602.17951, CASE-Lab-UMD/ROCKET-VLA @ d3da2c7) where it is
-right. Layer indices follow the package conventions (DESIGN.md): student index = Hugging Face `hidden_states`
+right. Layer indices follow the package conventions: student index = Hugging Face `hidden_states`
 index, teacher index = VGGT aggregator block index; negative indices are Python-style.
 """
 

@@ -1,6 +1,6 @@
 """What the finetune loop and the residual capture need from a VLA backbone, whatever its family.
 
-Index conventions (DESIGN.md): student layer k = Hugging Face `hidden_states[k]` (0 = embeddings, n = after the
+Index conventions: student layer k = Hugging Face `hidden_states[k]` (0 = embeddings, n = after the
 final norm); image tokens are camera-major, each camera a row-major `camera_grid`.
 """
 

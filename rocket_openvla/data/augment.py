@@ -1,6 +1,6 @@
 """OpenVLA's image transforms in TensorFlow: decode + resize, train-time augmentation, eval-time centre crop.
 
-Training with `image_aug` (openvla-oft.md §3.3) applies, in order, on the resized image as float in [0, 1],
+Training with `image_aug` (OpenVLA / OFT) applies, in order, on the resized image as float in [0, 1],
 clipping to [0, 1] after each op: a random square crop of 90% of the area resized back, brightness ±0.2,
 contrast and saturation in [0.8, 1.2], hue ±0.05. As in OpenVLA (dlimp), every op of one image draws from the
 same stateless seed, so with a fixed 90% square crop the crop's row and column offsets are equal (it slides

@@ -1,6 +1,6 @@
 """`DataConfig`: where the RLDS data lives and how the input pipeline reads it; draccus-friendly, TF-free.
 
-Defaults follow OpenVLA-OFT's LIBERO recipe (openvla-oft.md §2.1, §3) except where OFT cannot work for us:
+Defaults follow OpenVLA-OFT's LIBERO recipe except where OFT cannot work for us:
 the shuffle buffer is bounded (OFT: 100k frames) and every rank reads its own shard (OFT: no sharding).
 """
 

@@ -1,6 +1,6 @@
 """Read one LIBERO-format RLDS dataset with tensorflow-datasets and standardise its trajectories.
 
-On disk (openvla-oft.md §3.1): `<data_root_dir>/<name>/<version>/{dataset_info.json, features.json, *.tfrecord-*}`,
+On disk (as openvla/modified_libero_rlds): `<data_root_dir>/<name>/<version>/{dataset_info.json, features.json, *.tfrecord-*}`,
 one episode per example, `steps` holding per-step tensors. Trajectories are read with the images left encoded
 (decoding happens per frame, after the shuffle buffer, so the buffer holds compact JPEG bytes).
 
@@ -116,7 +116,7 @@ def _check_libero_features(builder: tfds.core.DatasetBuilder, name: str) -> None
     if problems:
         raise ValueError(
             f"Dataset {name!r} ({builder.data_dir}) is not in LIBERO's RLDS layout: {'; '.join(problems)}. "
-            "Only LIBERO-format datasets (openvla-oft.md §3.1) are supported."
+            "Only LIBERO-format datasets (as openvla/modified_libero_rlds) are supported."
         )
 
 

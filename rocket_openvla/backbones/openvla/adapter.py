@@ -1,7 +1,7 @@
 """`OpenVLAAdapter`: the native OpenVLA / OpenVLA-OFT policy behind the `BackboneAdapter` interface, and its
 registered draccus config `OpenVLABackboneConfig` (`--backbone.type openvla`).
 
-Sequence layout (`reference/openvla-oft.md` §1.5): position 0 BOS, image tokens at 1 .. 256 * num_images
+Sequence layout (OpenVLA-OFT): position 0 BOS, image tokens at 1 .. 256 * num_images
 (camera-major, row-major 16 x 16 each), then the proprio token (and the diffusion-timestep token), then the text.
 """
 

@@ -5,7 +5,8 @@ remote-code keys (`auto_map`, `architectures`, ...) are ignored, never executed.
 224 px backbone with a Llama-family LLM is supported: that is OpenVLA-7B and every OFT checkpoint.
 
 Our additions to the file: `vision_tower_overrides` (tower size overrides for tiny test models),
-`attn_implementation` and `bidirectional_attention` (OFT's parallel decoding; `reference/openvla-oft.md` §1.2).
+`attn_implementation` and `bidirectional_attention` (OFT's parallel decoding: every token
+attends to every non-padding token).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
     sequence = [BOS, patches (camera-major, row-major 16x16), extra tokens (proprio, diffusion step), text[1:]]
         --(Llama-2, bidirectional for OFT)--> hidden states [B, 1 + 256V + E + T - 1, D]
 
-Module and parameter names equal the published checkpoint's (`reference/openvla-7b-keys.tsv`), so the state dict
+Module and parameter names equal the published openvla/openvla-7b checkpoint's (1002 keys), so the state dict
 loads strictly and OFT's LoRA adapters (made on `OpenVLAForActionPrediction`) apply as they are.
 """
 

@@ -1,7 +1,7 @@
 """`OpenVLAPolicy`: the OpenVLA-OFT policy = VLA + action head (+ proprio projector), with its training loss and
 `predict_action`, and the run-directory layout it is saved in.
 
-Action heads (`PolicySpec.action_head`), as OFT (`reference/openvla-oft.md` §2.3):
+Action heads (`PolicySpec.action_head`), as OFT:
     "l1"         L1 regression on the final-norm states one position before each action token (OFT default)
     "diffusion"  DDIM noise prediction; noisy actions replace the action-token embeddings, the timestep is one
                  extra token after the proprio token

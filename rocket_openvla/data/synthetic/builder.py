@@ -21,7 +21,7 @@ _METADATA_FILE = "metadata.json"
 
 
 def libero_features(image_size: int) -> "tfds.features.FeaturesDict":
-    """LIBERO `*_no_noops` feature spec (openvla-oft.md §3.1) with `image_size`² JPEG cameras."""
+    """LIBERO `*_no_noops` feature spec with `image_size`² JPEG cameras."""
     image = tfds.features.Image(shape=(image_size, image_size, 3), dtype=np.uint8, encoding_format="jpeg")
     return tfds.features.FeaturesDict(
         {

@@ -2,7 +2,7 @@
 
 Each episode: 3 objects on the table, one named in the instruction ("pick up the red block"); a scripted
 controller moves the gripper above the target, descends, closes the gripper and lifts the object.
-Conventions follow LIBERO's `*_no_noops` data (openvla-oft.md §3.1):
+Conventions follow LIBERO's `*_no_noops` RLDS data (openvla/modified_libero_rlds):
 - `action` [7] = EEF translation delta (3) + rotation delta (3), in units of `STEP_METRES` per step, clipped to
   [-1, 1], + gripper command (-1 open ... +1 close);
 - `observation/state` [8] = EEF position (3) + axis-angle (3) + gripper finger positions (2);
