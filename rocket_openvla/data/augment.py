@@ -2,10 +2,12 @@
 
 Training with `image_aug` (OpenVLA / OFT) applies, in order, on the resized image as float in [0, 1],
 clipping to [0, 1] after each op: a random square crop of 90% of the area resized back, brightness ±0.2,
-contrast and saturation in [0.8, 1.2], hue ±0.05. As in OpenVLA (dlimp), every op of one image draws from the
-same stateless seed, so with a fixed 90% square crop the crop's row and column offsets are equal (it slides
-along the diagonal), and camera i of a frame uses seed + i, so cameras get different crops and jitter.
-Evaluation of an augmented policy takes the centre crop of the same area instead.
+contrast and saturation in [0.8, 1.2], hue ±0.05. As in the dlimp fork that OpenVLA-OFT trains with, each op
+gets its own stateless seed: before every op the seed is replaced by `stateless_uniform([2], seed)` (int32 in
+[0, 2^31 - 1)), starting from the seed passed in, so the five random parameters of one image are independent of
+each other. Within the crop op the row and column offsets come from the same op seed, so the fixed 90% square
+crop's offsets are equal (it slides along the diagonal). Camera i of a frame uses seed + i, so cameras get
+different crops and jitter. Evaluation of an augmented policy takes the centre crop of the same area instead.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ BRIGHTNESS_DELTA = 0.2
 CONTRAST_RANGE = (0.8, 1.2)
 SATURATION_RANGE = (0.8, 1.2)
 HUE_DELTA = 0.05
+NUM_AUGMENT_OPS = 5  # crop, brightness, contrast, saturation, hue
 
 
 def decode_and_resize(encoded: tf.Tensor, size: int) -> tf.Tensor:
@@ -32,22 +35,47 @@ def resize_image(image: tf.Tensor, size: int) -> tf.Tensor:
 
 
 def augment_image(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """uint8 [H, W, 3] -> uint8 [H, W, 3] with OpenVLA's train augmentation; `seed` int32 [2] fixes the draw."""
+    """uint8 [H, W, 3] -> uint8 [H, W, 3] with OpenVLA-OFT's train augmentation.
+
+    `seed` int32 or int64 [2] fixes the draw; each op gets a fresh seed derived from it (see `op_seeds`).
+    """
     height, width = tf.shape(image)[0], tf.shape(image)[1]
-    side = CROP_AREA**0.5
-    offset = tf.random.stateless_uniform((1,), seed, 0.0, 1.0 - side)
-    box = tf.stack([offset, offset, offset + side, offset + side], axis=1)  # [1, 4] (y1, x1, y2, x2), normalised
+    crop_seed, brightness_seed, contrast_seed, saturation_seed, hue_seed = op_seeds(seed)
     ops = (
-        lambda x: tf.image.crop_and_resize(x[None], box, [0], (height, width))[0],
-        lambda x: tf.image.stateless_random_brightness(x, BRIGHTNESS_DELTA, seed),
-        lambda x: tf.image.stateless_random_contrast(x, *CONTRAST_RANGE, seed),
-        lambda x: tf.image.stateless_random_saturation(x, *SATURATION_RANGE, seed),
-        lambda x: tf.image.stateless_random_hue(x, HUE_DELTA, seed),
+        lambda x: _random_square_crop(x, crop_seed, height, width),
+        lambda x: tf.image.stateless_random_brightness(x, BRIGHTNESS_DELTA, brightness_seed),
+        lambda x: tf.image.stateless_random_contrast(x, *CONTRAST_RANGE, contrast_seed),
+        lambda x: tf.image.stateless_random_saturation(x, *SATURATION_RANGE, saturation_seed),
+        lambda x: tf.image.stateless_random_hue(x, HUE_DELTA, hue_seed),
     )
     result = tf.image.convert_image_dtype(image, tf.float32)
     for op in ops:
         result = tf.clip_by_value(op(result), 0.0, 1.0)
     return tf.image.convert_image_dtype(result, tf.uint8, saturate=True)
+
+
+def op_seeds(seed: tf.Tensor) -> list[tf.Tensor]:
+    """int32/int64 [2] -> five int32 [2] seeds for crop, brightness, contrast, saturation, hue (in that order).
+
+    A chain: each op's seed is `stateless_uniform([2], previous, maxval=int32 max)`, the first from `seed`.
+    """
+    seeds = []
+    for _ in range(NUM_AUGMENT_OPS):
+        seed = tf.random.stateless_uniform([2], seed, maxval=tf.int32.max, dtype=tf.int32)
+        seeds.append(seed)
+    return seeds
+
+
+def _random_square_crop(image: tf.Tensor, seed: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    """float32 [H, W, 3] -> float32 [height, width, 3]: a random square crop of `CROP_AREA`, resized back.
+
+    A random resized crop with scale and aspect ratio fixed at (CROP_AREA, 1): side sqrt(area / ratio) in float32,
+    row and column offsets both drawn from the op seed `seed` (int32 [2]) over [0, 1 - side), hence equal.
+    """
+    side = tf.sqrt(tf.constant(CROP_AREA, tf.float32))
+    offset = tf.random.stateless_uniform((1,), seed, 0.0, 1.0 - side)
+    box = tf.stack([offset, offset, offset + side, offset + side], axis=1)  # [1, 4] (y1, x1, y2, x2), normalised
+    return tf.image.crop_and_resize(image[None], box, [0], (height, width))[0]
 
 
 def augment_views(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
