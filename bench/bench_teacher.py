@@ -18,8 +18,8 @@ import time
 
 import torch
 
+from rocket_openvla.backbones.openvla.processing_openvla import ImageNormalization
 from rocket_openvla.teachers import VGGT_1B, VGGTAggregator, VGGTAggregatorConfig, VGGTTeacher
-from rocket_openvla.teachers.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 SMALL = VGGTAggregatorConfig(img_size=224, embed_dim=128, depth=8, num_heads=4, patch_embed_depth=4)
 
@@ -58,8 +58,9 @@ def main() -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
     images = torch.rand(args.batch, args.cameras, 3, 224, 224, device=device)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 1, 3, 1, 1)
+    normalization = ImageNormalization()  # openvla-7b's
+    dino = (normalization.means[0], normalization.stds[0])
+    mean, std = (torch.tensor(values, device=device).view(1, 1, 3, 1, 1) for values in dino)
     pixel_values = torch.cat([(images - mean) / std, (images - 0.5) / 0.5], dim=2).flatten(1, 2)  # dinosiglip
     print(
         f"embed_dim={config.embed_dim} depth={config.depth} dino_depth={config.patch_embed_depth} "
@@ -70,7 +71,8 @@ def main() -> None:
     rows = [("all-layers", list(range(config.depth))), ("last-layer", [config.depth - 1])]
     rows += [(f"early-exit@{block}", [block]) for block in args.early_exit]
     teachers = {
-        name: VGGTTeacher(aggregator, layers, grid=(16, 16), num_cameras=args.cameras, input_format="openvla")
+        name: VGGTTeacher(aggregator, layers, grid=(16, 16), num_cameras=args.cameras, input_format="openvla",
+                             pixel_normalization=dino)
         for name, layers in rows
     }
     timings = seconds_per_sample(teachers, pixel_values, args.rounds)

@@ -70,7 +70,8 @@ def find_decoder(model: nn.Module) -> nn.Module:
     """
     candidates = [
         (name, module) for name, module in model.named_modules()
-        if isinstance(getattr(module, "layers", None), nn.ModuleList) and isinstance(getattr(module, "norm", None), nn.Module)
+        if isinstance(getattr(module, "layers", None), nn.ModuleList)
+        and isinstance(getattr(module, "norm", None), nn.Module)
     ]
     if not candidates:
         raise ValueError(
@@ -142,18 +143,22 @@ class ResidualCapture:
     def collect(self) -> dict[int, torch.Tensor]:
         """States of the forward since `reset()`, `{index: [B, S, D]}`; stop recording until the next `reset()`.
 
+        The states are handed over: the capture keeps no reference to them, so they are freed as soon as the caller
+        and autograd are done with them (not only at the next `reset()`).
+
         Raises:
             RuntimeError: a requested state was not seen (the forward did not pass through its capture point).
         """
         self._armed = False
-        missing = [index for index in self.indices if index not in self.states]
+        states, self.states = self.states, {}
+        missing = [index for index in self.indices if index not in states]
         if missing:
             raise RuntimeError(
                 f"hidden states {missing} were not captured: the forward never reached their capture points; "
                 "for models that call decoder sub-modules directly use CapturePoints.from_decoder(..., "
                 "input_submodule='input_layernorm')"
             )
-        return {index: self.states[index] for index in self.indices}
+        return {index: states[index] for index in self.indices}
 
     def _record(self, index: int, value: torch.Tensor) -> None:
         if self._armed:

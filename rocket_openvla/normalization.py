@@ -20,8 +20,6 @@ Both accept numpy arrays or torch tensors `[..., D]` and return the same kind.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -31,9 +29,13 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from rocket_openvla.errors import ConfigError, MissingInputError
+from rocket_openvla.files import write_text
+
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 STATISTIC_NAMES = ("mean", "std", "max", "min", "q01", "q99")
+STATISTICS_NAME = "dataset_statistics.json"  # the file name in run and checkpoint directories
 BOUNDS_EPS = 1e-8
 
 
@@ -42,6 +44,9 @@ class NormalizationType(str, Enum):
 
     BOUNDS = "bounds"
     BOUNDS_Q99 = "bounds_q99"
+
+
+NORMALIZATION_KINDS = tuple(kind.value for kind in NormalizationType)
 
 
 @dataclass(frozen=True)
@@ -75,12 +80,12 @@ class FeatureStatistics:
         """Parse the JSON form; `where` names the entry in error messages (e.g. "libero_spatial_no_noops.action")."""
         missing = [name for name in STATISTIC_NAMES if name not in data]
         if missing:
-            raise ValueError(f"{where} lacks {missing}; a statistics entry needs {list(STATISTIC_NAMES)} (+ 'mask')")
+            raise ConfigError(f"{where} lacks {missing}; a statistics entry needs {list(STATISTIC_NAMES)} (+ 'mask')")
         arrays = {name: np.asarray(data[name], dtype=np.float64) for name in STATISTIC_NAMES}
         mask = None if data.get("mask") is None else np.asarray(data["mask"], dtype=bool)
         shapes = {name: array.shape for name, array in {**arrays, "mask": mask}.items() if array is not None}
         if len(set(shapes.values())) != 1 or len(arrays["mean"].shape) != 1:
-            raise ValueError(f"{where}: every statistic must be one vector of the same length, got shapes {shapes}")
+            raise ConfigError(f"{where}: every statistic must be one vector of the same length, got shapes {shapes}")
         return cls(**arrays, mask=mask)
 
     def to_dict(self) -> dict[str, list]:
@@ -145,7 +150,7 @@ class DatasetStatistics:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "dataset") -> DatasetStatistics:
         if "action" not in data:
-            raise ValueError(f"{where} has no 'action' statistics (keys: {sorted(data)})")
+            raise ConfigError(f"{where} has no 'action' statistics (keys: {sorted(data)})")
         proprio = data.get("proprio")
         return cls(
             action=FeatureStatistics.from_dict(data["action"], f"{where}.action"),
@@ -174,9 +179,9 @@ def load_dataset_statistics(path: str | Path) -> dict[str, DatasetStatistics]:
     """Read a `dataset_statistics.json` file (or the directory that holds one)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "dataset_statistics.json"
+        path = path / STATISTICS_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"no dataset statistics at {path}; OFT run directories hold `dataset_statistics.json`")
+        raise MissingInputError(f"no dataset statistics at {path}; OFT run directories hold `dataset_statistics.json`")
     with path.open() as file:
         return parse_dataset_statistics(json.load(file))
 
@@ -185,16 +190,9 @@ def save_dataset_statistics(statistics: Mapping[str, DatasetStatistics], path: s
     """Write `{dataset_name: statistics}` as JSON (to a directory: its `dataset_statistics.json`), atomically."""
     path = Path(path)
     if path.is_dir():
-        path = path / "dataset_statistics.json"
+        path = path / STATISTICS_NAME
     payload = {name: entry.to_dict() for name, entry in statistics.items()}
-    file_descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(file_descriptor, "w") as file:
-            json.dump(payload, file, indent=2)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    write_text(path, json.dumps(payload, indent=2))
     return path
 
 
@@ -202,14 +200,14 @@ def select_unnorm_key(statistics: Mapping[str, Any], unnorm_key: str | None) -> 
     """The dataset whose statistics un-normalise actions: `unnorm_key`, or the only dataset when it is None."""
     available = sorted(statistics)
     if not available:
-        raise ValueError("no dataset statistics to un-normalise with; load the run's `dataset_statistics.json`")
+        raise ConfigError("no dataset statistics to un-normalise with; load the run's `dataset_statistics.json`")
     if unnorm_key is None:
         if len(available) == 1:
             return available[0]
-        raise ValueError(
+        raise ConfigError(
             f"unnorm_key is not set but statistics exist for {len(available)} datasets: {available}. "
             "Pass unnorm_key=<one of them> (the dataset the actions should be scaled for)."
         )
     if unnorm_key not in statistics:
-        raise ValueError(f"unnorm_key={unnorm_key!r} has no statistics; available keys: {available}")
+        raise ConfigError(f"unnorm_key={unnorm_key!r} has no statistics; available keys: {available}")
     return unnorm_key

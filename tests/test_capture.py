@@ -1,5 +1,8 @@
 """ResidualCapture equals transformers' `output_hidden_states=True` on tiny real models."""
 
+import gc
+import weakref
+
 import pytest
 import torch
 import torch.utils.checkpoint
@@ -137,7 +140,9 @@ def test_mixture_model_input_submodule_pre_hooks():
         with ResidualCapture(CapturePoints.from_decoder(decoder), [1]) as blocks_only:
             decoder(hidden)  # the blocks themselves never run
         blocks_only.collect()
-    with ResidualCapture(CapturePoints.from_decoder(decoder, input_submodule="input_layernorm"), [0, 1, 2, 3]) as capture:
+    with ResidualCapture(
+        CapturePoints.from_decoder(decoder, input_submodule="input_layernorm"), [0, 1, 2, 3]
+    ) as capture:
         expected = decoder(hidden)
         states = capture.collect()
         captured = dict(capture.states)
@@ -161,6 +166,19 @@ def test_reset_and_remove():
     capture.reset()
     model(torch.randint(0, 128, (1, 4)))
     assert capture.states == {}
+
+
+def test_collect_hands_the_states_over():
+    """After `collect()` the capture holds no state: they die with the caller's last reference."""
+    model = tiny_llama()
+    with torch.no_grad(), ResidualCapture(CapturePoints.from_decoder(find_decoder(model)), [1, 2]) as capture:
+        model(torch.randint(0, 128, (1, 4)))
+        states = capture.collect()
+    assert capture.states == {} and sorted(states) == [1, 2]
+    alive = [weakref.ref(state) for state in states.values()]
+    del states
+    gc.collect()
+    assert [ref() for ref in alive] == [None, None]
 
 
 def test_find_decoder_error():

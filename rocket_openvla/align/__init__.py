@@ -1,6 +1,6 @@
 """The ROCKET objective, framework-free: config, projector bank, masked cosine loss, teacher-token pooling.
 
-Nothing here imports from the rest of the package.
+Nothing here imports from the rest of the package but the dependency-free `rocket_openvla.errors`.
 """
 
 from rocket_openvla.align.config import RocketConfig

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rocket_openvla.errors import ConfigError
+
 
 def resolve_layers(indices: Sequence[int], num_entries: int, name: str = "layers") -> list[int]:
     """Map Python-style indices onto `0 .. num_entries-1`.
@@ -18,7 +20,7 @@ def resolve_layers(indices: Sequence[int], num_entries: int, name: str = "layers
     resolved = []
     for index in indices:
         if not -num_entries <= index < num_entries:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}: index {index} is out of range for {num_entries} entries; "
                 f"use a value in [{-num_entries}, {num_entries - 1}] (negative indices count from the end)"
             )

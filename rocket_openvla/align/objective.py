@@ -21,6 +21,7 @@ from rocket_openvla.align.config import RocketConfig
 from rocket_openvla.align.loss import cosine_similarity, masked_alignment_loss
 from rocket_openvla.align.projector import ProjectorBank
 from rocket_openvla.align.release_checkpoint import parse_release_state_dict
+from rocket_openvla.errors import ConfigError
 
 
 @dataclass
@@ -75,7 +76,9 @@ class RocketObjective(nn.Module):
         self._check_inputs(student, teacher, mask)
         cosines = torch.stack([
             torch.stack([
-                cosine_similarity(self.projectors(states, self.projector_index(pair, member), self.widths[pair]), target)
+                cosine_similarity(
+                    self.projectors(states, self.projector_index(pair, member), self.widths[pair]), target
+                )
                 for member in range(self.ensemble_size)
             ])
             for pair, (states, target) in enumerate(zip(student, teacher))
@@ -107,7 +110,9 @@ class RocketObjective(nn.Module):
                     f"must match pair 0's {tuple(reference)}; pool the teacher to the student's token grid"
                 )
         if mask is not None and (mask.dtype != torch.bool or mask.shape != reference):
-            raise ValueError(f"mask must be a bool [B, T] = {tuple(reference)} tensor, got {mask.dtype} {tuple(mask.shape)}")
+            raise ValueError(
+                f"mask must be a bool [B, T] = {tuple(reference)} tensor, got {mask.dtype} {tuple(mask.shape)}"
+            )
 
     def load_reference_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
         """Load the release's `align_projectors--*.pt` state dict (keys `[module.]{pair}.{member}.fc1.weight`, ...).
@@ -119,14 +124,14 @@ class RocketObjective(nn.Module):
         expected = {(pair, member) for pair in range(self.num_pairs) for member in range(self.ensemble_size)}
         found = set(projectors)
         if found != expected:
-            raise ValueError(
+            raise ConfigError(
                 f"release state dict holds (pair, member) slots {sorted(found)}, but this objective has "
                 f"{self.num_pairs} pairs x {self.ensemble_size} members; match rocket.student_layers and "
                 "rocket.ensemble_size to the run that saved it"
             )
         for (pair, member), tensors in projectors.items():
             if ("norm.weight" in tensors) != self.config.input_norm:
-                raise ValueError(
+                raise ConfigError(
                     f"release projector {pair}.{member} {'has' if 'norm.weight' in tensors else 'lacks'} vlm_norm "
                     f"but rocket.input_norm={self.config.input_norm}; set it to match the run"
                 )
@@ -140,7 +145,7 @@ class RocketObjective(nn.Module):
     def _check_shared_copy(first: Mapping[str, torch.Tensor], tensors: Mapping[str, torch.Tensor],
                            pair: int, member: int) -> None:
         if any(not torch.equal(first[name], tensors[name]) for name in first):
-            raise ValueError(
+            raise ConfigError(
                 f"release projector {pair}.{member} differs from 0.{member}: the state dict holds independent "
                 "projectors; set rocket.share_projector=false to load it"
             )

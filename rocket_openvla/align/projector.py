@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rocket_openvla.errors import ConfigError
+
 LAYER_NORM_EPS = 1e-5  # nn.LayerNorm default, as the release's `vlm_norm`
 
 
@@ -76,7 +78,7 @@ class ProjectorBank(nn.Module):
             for name, target in targets.items():
                 value = tensors[name]
                 if value.shape != target.shape[1:]:
-                    raise ValueError(
+                    raise ConfigError(
                         f"projector tensor {name} has shape {tuple(value.shape)}, expected {tuple(target.shape[1:])}; "
                         "check rocket.hidden_dim and the student/teacher dims against the checkpoint"
                     )

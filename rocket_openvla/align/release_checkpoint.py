@@ -12,7 +12,12 @@ from collections.abc import Mapping
 
 import torch
 
-_KEY = re.compile(r"^(?:module\.)?(\d+)\.(\d+)\.(fc1\.weight|fc1\.bias|fc2\.weight|fc2\.bias|vlm_norm\.weight|vlm_norm\.bias)$")
+from rocket_openvla.errors import ConfigError
+
+_KEY = re.compile(
+    r"^(?:module\.)?(\d+)\.(\d+)\."
+    r"(fc1\.weight|fc1\.bias|fc2\.weight|fc2\.bias|vlm_norm\.weight|vlm_norm\.bias)$"
+)
 _RENAME = {"vlm_norm.weight": "norm.weight", "vlm_norm.bias": "norm.bias"}
 _REQUIRED = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
 
@@ -37,7 +42,7 @@ def parse_release_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[tup
         pair, member, name = int(match[1]), int(match[2]), match[3]
         projectors.setdefault((pair, member), {})[_RENAME.get(name, name)] = value
     if unexpected:
-        raise ValueError(
+        raise ConfigError(
             f"not a ROCKET release projector state dict: unexpected keys {unexpected[:8]}"
             f"{' ...' if len(unexpected) > 8 else ''}; expected keys like '[module.]<pair>.<member>.fc1.weight'"
         )
@@ -46,5 +51,5 @@ def parse_release_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[tup
         if "norm.weight" in tensors and "norm.bias" not in tensors:
             missing.append("vlm_norm.bias")
         if missing:
-            raise ValueError(f"release projector {slot[0]}.{slot[1]} is missing {missing}")
+            raise ConfigError(f"release projector {slot[0]}.{slot[1]} is missing {missing}")
     return projectors

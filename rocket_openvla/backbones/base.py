@@ -66,6 +66,12 @@ class BackboneAdapter(ABC):
     def camera_grid(self) -> tuple[int, int]:
         """Per-camera image-token grid (rows, cols)."""
 
+    @property
+    def pixel_normalization(self) -> tuple[tuple[float, float, float], tuple[float, float, float]] | None:
+        """`(mean, std)` per RGB channel the processor normalised the teacher-read channels of `pixel_values` with,
+        so that the teacher sees exactly the student's pixels; None when the format needs no inversion."""
+        return None
+
     @abstractmethod
     def image_token_span(self) -> tuple[int, int]:
         """`(start, count)`: the image tokens of all cameras sit at sequence positions `start .. start + count - 1`."""

@@ -1,27 +1,39 @@
 """The backbone registry: one draccus-selectable config class per VLA family (`--backbone.type openvla`).
 
 A new backbone is one `@BackboneConfig.register_subclass("<name>")` dataclass whose `build()` returns its
-`BackboneAdapter`; the training loop never branches on the family.
+`BackboneAdapter`; the training loop never branches on the family. Config classes import no model code: `build()`
+imports it, so parsing and validating a config stays fast.
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import draccus
 
-from rocket_openvla.backbones.base import BackboneAdapter
+if TYPE_CHECKING:
+    from rocket_openvla.backbones.base import BackboneAdapter
+
+DEFAULT_BACKBONE = "openvla"
 
 
 @dataclass
 class BackboneConfig(draccus.ChoiceRegistry, abc.ABC):
     """Base of the registered backbone configs."""
 
+    @classmethod
+    def default_choice_name(cls) -> str:
+        return DEFAULT_BACKBONE
+
     @property
     def type(self) -> str:
         """The registered name (`--backbone.type`)."""
         return self.get_choice_name(type(self))
+
+    def validate(self) -> None:
+        """Checks that need no model or files; raise `ConfigError` naming the field, the value and the fix."""
 
     @abc.abstractmethod
     def build(self) -> BackboneAdapter:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rocket_openvla.errors import ConfigError
+
 SYNTHETIC_DATASET_NAME = "synthetic_libero_no_noops"
 # Built-in named mixtures: name -> {dataset: sampling weight}. `DataConfig.mixtures` adds to (or overrides) them.
 NAMED_MIXTURES: dict[str, dict[str, float]] = {
@@ -26,9 +28,11 @@ class SyntheticDataConfig:
     # Generate `data.dataset` (a single name, e.g. "synthetic_libero_no_noops") under `data.data_root_dir` on
     # first use when it is missing (quickstart, tests). Never touches a dataset that exists.
     generate: bool = False
+    # Episodes to generate (scripted pick-ups of 18-33 steps each).
     num_episodes: int = 16
     # Side of the square primary and wrist images written to disk (LIBERO: 256).
     image_size: int = 256
+    # Seed of the generated scenes and episodes.
     seed: int = 0
 
 
@@ -50,8 +54,9 @@ class DataConfig:
     num_actions_chunk: int = 8
     # Side of the square images the model sees.
     image_size: int = 224
-    # Parallel calls for decoding / resizing / augmenting frames and for reading trajectories.
+    # Parallel calls for decoding / resizing / augmenting frames.
     num_parallel_calls: int = 8
+    # Parallel reads of trajectories (files read at once, and chunking calls).
     num_parallel_reads: int = 4
     # Seed of file order, mixture sampling, shuffle and augmentation; ranks derive distinct streams from it.
     seed: int = 7
@@ -77,20 +82,20 @@ class DataConfig:
         }
         for name, value in positive.items():
             if value < 1:
-                raise ValueError(f"data.{name}={value} must be >= 1")
+                raise ConfigError(f"data.{name}={value} must be >= 1")
         if not self.dataset:
-            raise ValueError(
+            raise ConfigError(
                 f"data.dataset is empty; name a dataset (e.g. libero_spatial_no_noops or {SYNTHETIC_DATASET_NAME}) "
                 f"or a mixture ({sorted(self.all_mixtures())})"
             )
         for mixture, members in self.all_mixtures().items():
             if not members:
-                raise ValueError(f"data.mixtures[{mixture!r}] is empty; give at least one {{dataset: weight}}")
+                raise ConfigError(f"data.mixtures[{mixture!r}] is empty; give at least one {{dataset: weight}}")
             bad = {name: weight for name, weight in members.items() if not weight > 0}
             if bad:
-                raise ValueError(f"data.mixtures[{mixture!r}] has non-positive weights {bad}; weights must be > 0")
+                raise ConfigError(f"data.mixtures[{mixture!r}] has non-positive weights {bad}; weights must be > 0")
         if self.synthetic.generate and self.dataset in self.all_mixtures():
-            raise ValueError(
+            raise ConfigError(
                 f"data.synthetic.generate=True needs data.dataset to be one dataset name, got the mixture "
                 f"{self.dataset!r}; set data.dataset={SYNTHETIC_DATASET_NAME!r}"
             )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rocket_openvla.data.tf_runtime import tf
+from rocket_openvla.errors import ConfigError, MissingInputError
 
 STATE_FILE = "data_state.json"
 ITERATOR_PREFIX = "iterator"
@@ -47,13 +48,13 @@ def restore_iterator_state(iterator, directory: str | Path, fingerprint: dict[st
     directory = Path(directory)
     state_file = directory / STATE_FILE
     if not state_file.is_file():
-        raise FileNotFoundError(f"No data iterator state at {directory} (expected {STATE_FILE} there)")
+        raise MissingInputError(f"No data iterator state at {directory} (expected {STATE_FILE} there)")
     state = json.loads(state_file.read_text())
     saved = state["fingerprint"]
     changed = {key: (saved.get(key), value) for key, value in fingerprint.items() if saved.get(key) != value}
     if changed:
         details = "; ".join(f"{key}: saved {old!r}, now {new!r}" for key, (old, new) in changed.items())
-        raise ValueError(
+        raise ConfigError(
             f"Cannot restore the data iterator from {directory}: the pipeline differs ({details}). Fix: resume "
             "with the same data settings and number of processes, or start the data stream afresh."
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rocket_openvla.data.rlds import describe_data_root, find_dataset_dir
+from rocket_openvla.errors import MissingInputError
 
 
 def check_members_exist(
@@ -26,7 +27,7 @@ def check_members_exist(
         try:
             find_dataset_dir(data_root_dir, dataset)
         except FileNotFoundError as error:
-            raise FileNotFoundError(f"{error} Known mixtures: {sorted(known_mixtures)}.") from None
+            raise MissingInputError(f"{error} Known mixtures: {sorted(known_mixtures)}.") from None
         return
     missing = []
     for name in members:
@@ -35,7 +36,7 @@ def check_members_exist(
         except FileNotFoundError:
             missing.append(name)
     if missing:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"Mixture {dataset!r} names datasets that are not under data_root_dir: {missing}. "
             f"{describe_data_root(data_root_dir)} Fix: put them there, or define a mixture of the datasets you "
             "have under `data.mixtures`."

@@ -37,7 +37,9 @@ from rocket_openvla.data.rlds import CAMERA_VIEWS, open_builder, read_trajectori
 from rocket_openvla.data.statistics import load_or_compute_statistics, statistics_to_json
 from rocket_openvla.data.synthetic import generate_synthetic_dataset
 from rocket_openvla.data.tf_runtime import tf, tfds
+from rocket_openvla.errors import ConfigError
 from rocket_openvla.normalization import (
+    STATISTICS_NAME,
     DatasetStatistics,
     NormalizationType,
     parse_dataset_statistics,
@@ -150,7 +152,7 @@ class RLDSDataset(torch.utils.data.IterableDataset):
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         statistics = parse_dataset_statistics(self.dataset_statistics)
-        return save_dataset_statistics(statistics, run_dir / "dataset_statistics.json")
+        return save_dataset_statistics(statistics, run_dir / STATISTICS_NAME)
 
     def _fingerprint(self) -> dict[str, Any]:
         """What must be equal for a saved iterator position to mean the same thing here."""
@@ -187,7 +189,7 @@ def _frame_stream(
     """Endless chunked frames of this rank's shard of one dataset, images still encoded."""
     num_episodes = builder.info.splits["train"].num_examples
     if num_episodes < world_size:
-        raise ValueError(
+        raise ConfigError(
             f"Dataset {name!r} has {num_episodes} training episodes, fewer than world_size={world_size}; every rank "
             "needs at least one. Fix: use fewer processes or more episodes."
         )

@@ -1,6 +1,7 @@
 """Read one LIBERO-format RLDS dataset with tensorflow-datasets and standardise its trajectories.
 
-On disk (as openvla/modified_libero_rlds): `<data_root_dir>/<name>/<version>/{dataset_info.json, features.json, *.tfrecord-*}`,
+On disk (as openvla/modified_libero_rlds):
+`<data_root_dir>/<name>/<version>/{dataset_info.json, features.json, *.tfrecord-*}`,
 one episode per example, `steps` holding per-step tensors. Trajectories are read with the images left encoded
 (decoding happens per frame, after the shuffle buffer, so the buffer holds compact JPEG bytes).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rocket_openvla.data.tf_runtime import tf, tfds
+from rocket_openvla.errors import ConfigError, MissingInputError
 
 CAMERA_VIEWS = ("primary", "wrist")
 ACTION_DIM = 7
@@ -43,7 +45,7 @@ def find_dataset_dir(data_root_dir: str | Path, name: str) -> Path:
     found = [path for path in candidates if (path / "dataset_info.json").is_file()]
     if found:
         return found[-1]
-    raise FileNotFoundError(
+    raise MissingInputError(
         f"Dataset {name!r} not found: expected {root / base_name}/{version or '<version>'}/dataset_info.json. "
         f"{describe_data_root(root)}{_nesting_hint(root, base_name)} Fix: set `data_root_dir` to the folder that "
         "contains `<name>/<version>/` (for LIBERO, the clone of openvla/modified_libero_rlds), or correct the name."
@@ -114,7 +116,7 @@ def _check_libero_features(builder: tfds.core.DatasetBuilder, name: str) -> None
         elif shape is not None and tuple(step_features[key].shape) != shape:
             problems.append(f"steps/{key} has shape {tuple(step_features[key].shape)}, expected {shape}")
     if problems:
-        raise ValueError(
+        raise ConfigError(
             f"Dataset {name!r} ({builder.data_dir}) is not in LIBERO's RLDS layout: {'; '.join(problems)}. "
             "Only LIBERO-format datasets (as openvla/modified_libero_rlds) are supported."
         )

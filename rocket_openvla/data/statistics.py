@@ -24,6 +24,7 @@ import numpy as np
 
 from rocket_openvla.data.rlds import ACTION_NORMALIZATION_MASK, libero_standardize, read_trajectories
 from rocket_openvla.data.tf_runtime import tfds
+from rocket_openvla.errors import ConfigError
 from rocket_openvla.normalization import (
     DatasetStatistics,
     FeatureStatistics,
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 FALLBACK_CACHE_DIR = Path("~/.cache/rocket_openvla/dataset_statistics")
 
 
-class StatisticsMismatchError(ValueError):
+class StatisticsMismatchError(ConfigError):
     """The statistics a run was trained with differ from those of the data it now reads."""
 
 
@@ -59,7 +60,7 @@ def compute_statistics(builder: tfds.core.DatasetBuilder) -> DatasetStatistics:
         actions.append(action)
         proprios.append(proprio)
     if not actions:
-        raise ValueError(f"Dataset at {builder.data_dir} has no episodes; cannot compute statistics")
+        raise ConfigError(f"Dataset at {builder.data_dir} has no episodes; cannot compute statistics")
     actions_array, proprios_array = np.concatenate(actions), np.concatenate(proprios)
     return DatasetStatistics(
         action=FeatureStatistics.from_values(actions_array, mask=np.array(ACTION_NORMALIZATION_MASK)),

@@ -20,6 +20,7 @@ from rocket_openvla.align import RocketConfig, pool_teacher_tokens
 from rocket_openvla.align.pooling import POOLING_MODES
 from rocket_openvla.teachers.preprocessing import (
     InputFormat,
+    PixelNormalization,
     check_input_format,
     check_unit_range,
     resize_for_teacher,
@@ -79,12 +80,13 @@ class FrozenTeacher(nn.Module, ABC):
         grid: tuple[int, int],
         num_cameras: int,
         input_format: InputFormat,
+        pixel_normalization: PixelNormalization | None,
         pooling: TeacherPooling,
         image_size: int,
         patch_size: int,
     ) -> None:
         super().__init__()
-        check_input_format(input_format)
+        check_input_format(input_format, pixel_normalization)
         if len(grid) != 2 or min(grid) < 1:
             raise ValueError(f"teacher grid={grid} must be the student's per-camera token grid (gh, gw), e.g. (16, 16)")
         if num_cameras < 1:
@@ -101,6 +103,7 @@ class FrozenTeacher(nn.Module, ABC):
         self.grid = (int(grid[0]), int(grid[1]))
         self.num_cameras = num_cameras
         self.input_format = input_format
+        self.pixel_normalization = pixel_normalization
         self.pooling = pooling
         self.image_size = image_size
         self.patch_size = patch_size
@@ -121,7 +124,7 @@ class FrozenTeacher(nn.Module, ABC):
     @torch.no_grad()
     def forward(self, images: Tensor) -> list[Tensor]:
         """Student images (see ``input_format``) -> ``[B, V*gh*gw, feature_dim]`` fp32 per layer in ``layers``."""
-        unit = to_unit_images(images, self.input_format, self.num_cameras)
+        unit = to_unit_images(images, self.input_format, self.num_cameras, self.pixel_normalization)
         if not self._range_checked:
             check_unit_range(unit, self.input_format)
             self._range_checked = True

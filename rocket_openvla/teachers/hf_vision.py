@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from rocket_openvla.align import resolve_layers
 from rocket_openvla.teachers.base import FrozenTeacher, TeacherPooling
-from rocket_openvla.teachers.preprocessing import IMAGENET_MEAN, IMAGENET_STD, InputFormat
+from rocket_openvla.teachers.preprocessing import IMAGENET_MEAN, IMAGENET_STD, InputFormat, PixelNormalization
 
 
 def _square(value: int | Sequence[int], field: str) -> int:
@@ -35,7 +35,7 @@ class HFVisionTeacher(FrozenTeacher):
         model: a transformers vision model whose config has ``hidden_size``, ``num_hidden_layers``, ``patch_size``
             and ``image_size`` (for Depth-Anything pass ``DepthAnythingForDepthEstimation.backbone``).
         layers: ``hidden_states`` indices (negatives Python-style over ``num_hidden_layers + 1`` entries).
-        grid, num_cameras, input_format, pooling: as for ``VGGTTeacher``.
+        grid, num_cameras, input_format, pixel_normalization, pooling: as for ``VGGTTeacher``.
         image_size: teacher input width in pixels (VGGT-style crop resize); default the config's ``image_size``.
         image_mean, image_std: the model's input normalisation (its image processor's; ImageNet by default).
     """
@@ -46,7 +46,8 @@ class HFVisionTeacher(FrozenTeacher):
         layers: Sequence[int],
         grid: tuple[int, int] = (16, 16),
         num_cameras: int = 1,
-        input_format: InputFormat = "openvla",
+        input_format: InputFormat = "unit",
+        pixel_normalization: PixelNormalization | None = None,
         pooling: TeacherPooling = TeacherPooling(),
         image_size: int | None = None,
         image_mean: Sequence[float] = IMAGENET_MEAN,
@@ -60,6 +61,7 @@ class HFVisionTeacher(FrozenTeacher):
             grid=grid,
             num_cameras=num_cameras,
             input_format=input_format,
+            pixel_normalization=pixel_normalization,
             pooling=pooling,
             image_size=_square(config.image_size if image_size is None else image_size, "image_size"),
             patch_size=_square(config.patch_size, "patch_size"),

@@ -2,7 +2,9 @@
 
 Input formats (``input_format``):
 - ``"openvla"``: OpenVLA / Prismatic "dinosiglip" ``pixel_values [B, 6V, H, W]``; per camera 6 channels, the
-  first 3 DINOv2 (ImageNet mean/std) normalised, the last 3 SigLIP normalised. The DINOv2 half is un-normalised.
+  first 3 normalised for DINOv2, the last 3 for SigLIP. The DINOv2 half is un-normalised with exactly the
+  ``pixel_normalization`` (mean, std) the student's processor applied (the published OpenVLA checkpoints use
+  bfloat16-rounded ImageNet constants), so the teacher sees the pixels the student saw.
 - ``"pm1"``: ``[B, V, 3, H, W]`` in [-1, 1] (pi0-style), mapped with ``x / 2 + 0.5``.
 - ``"unit"``: ``[B, V, 3, H, W]`` in [0, 1].
 
@@ -14,29 +16,44 @@ taller; PyTorch bicubic, ``align_corners=False``, no antialias, no clamp. Square
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rocket_openvla.errors import ConfigError
+
 InputFormat = Literal["openvla", "pm1", "unit"]
 INPUT_FORMATS: tuple[str, ...] = ("openvla", "pm1", "unit")
+# ImageNet mean/std: the input normalisation of the teachers' own backbones (VGGT's aggregator, DINOv2).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+PixelNormalization = tuple[Sequence[float], Sequence[float]]  # (mean, std) per RGB channel
 OPENVLA_CHANNELS_PER_CAMERA = 6
 RANGE_TOLERANCE = 0.02
 """Slack on [0, 1] for resampling overshoot and float rounding of the un-normalisation."""
 
 
-def check_input_format(input_format: str) -> None:
+def check_input_format(input_format: str, pixel_normalization: PixelNormalization | None = None) -> None:
     if input_format not in INPUT_FORMATS:
-        raise ValueError(f"teacher input_format={input_format!r} is not supported; choose one of {INPUT_FORMATS}.")
+        raise ConfigError(f"teacher input_format={input_format!r} is not supported; choose one of {INPUT_FORMATS}.")
+    if input_format == "openvla" and pixel_normalization is None:
+        raise ConfigError(
+            "teacher input_format='openvla' needs pixel_normalization=(mean, std) of the DINOv2 half of pixel_values, "
+            "as the student's processor applied it (OpenVLAProcessor.normalization.means[0] / .stds[0])"
+        )
 
 
-def to_unit_images(images: Tensor, input_format: InputFormat, num_cameras: int) -> Tensor:
-    """Student images -> ``[B, V, 3, H, W]`` float32 in [0, 1] (not range-checked; see ``check_unit_range``)."""
-    check_input_format(input_format)
+def to_unit_images(
+    images: Tensor, input_format: InputFormat, num_cameras: int, pixel_normalization: PixelNormalization | None = None
+) -> Tensor:
+    """Student images -> ``[B, V, 3, H, W]`` float32 in [0, 1] (not range-checked; see ``check_unit_range``).
+
+    ``pixel_normalization``: the (mean, std) to undo for ``"openvla"`` (required there, unused otherwise).
+    """
+    check_input_format(input_format, pixel_normalization)
     if input_format == "openvla":
         if images.dim() != 4 or images.shape[1] != OPENVLA_CHANNELS_PER_CAMERA * num_cameras:
             raise ValueError(
@@ -47,7 +64,8 @@ def to_unit_images(images: Tensor, input_format: InputFormat, num_cameras: int) 
         batch, _, height, width = images.shape
         dino = images.float().reshape(batch, num_cameras, OPENVLA_CHANNELS_PER_CAMERA, height, width)
         # Python-scalar constants: no host-to-device copy per call.
-        channels = [dino[:, :, c] * IMAGENET_STD[c] + IMAGENET_MEAN[c] for c in range(3)]
+        mean, std = pixel_normalization
+        channels = [dino[:, :, c] * float(std[c]) + float(mean[c]) for c in range(3)]
         return torch.stack(channels, dim=2)
     if images.dim() != 5 or images.shape[1] != num_cameras or images.shape[2] != 3:
         raise ValueError(
@@ -85,7 +103,8 @@ def check_unit_range(unit: Tensor, input_format: InputFormat) -> None:
 
 
 def crop_resize_shape(height: int, width: int, image_size: int, patch_size: int) -> tuple[int, int]:
-    """Size before the centre crop: width ``image_size``, height rounded to a multiple of ``patch_size`` (>= 1 patch)."""
+    """Size before the centre crop: width ``image_size``, height rounded to a multiple of ``patch_size``
+    (>= 1 patch)."""
     return max(1, round(height * image_size / width / patch_size)) * patch_size, image_size
 
 

@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
+from rocket_openvla.errors import ConfigError
+from rocket_openvla.files import save_safetensors, write_text
 from rocket_openvla.state_dicts import state_dict_problems
 from rocket_openvla.training.distributed import DistributedContext, barrier
 from rocket_openvla.training.rng import restore_rng_state, rng_state
@@ -75,12 +77,6 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return path if path.is_dir() else None
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 class CheckpointManager:
     def __init__(self, run_dir: Path, context: DistributedContext, keep_last: int | None = None) -> None:
         self.run_dir = run_dir
@@ -102,16 +98,16 @@ class CheckpointManager:
         parts.dataset.save_state(rank_dir / "data")
         barrier()
         if self.context.is_main:
-            save_file(trainable_state_dict(parts.module), str(temporary / TRAINABLE_NAME))
+            save_safetensors(trainable_state_dict(parts.module), temporary / TRAINABLE_NAME)
             save_state_tree(parts.optimizer.state_dict(), temporary, "optimizer")
             save_state_tree(parts.scheduler.state_dict(), temporary, "scheduler")
-            (temporary / TRAINER_STATE_NAME).write_text(json.dumps(state.__dict__, indent=2))
+            write_text(temporary / TRAINER_STATE_NAME, json.dumps(state.__dict__, indent=2))
             shutil.copyfile(self.run_dir / CONFIG_NAME, temporary / CONFIG_NAME)
             parts.export_policy(temporary / POLICY_DIR)
             if final.exists():
                 shutil.rmtree(final)
             os.replace(temporary, final)
-            _write_text_atomically(self.root / LATEST_NAME, final.name)
+            write_text(self.root / LATEST_NAME, final.name)
             self._prune()
         barrier()
         return final
@@ -120,7 +116,7 @@ class CheckpointManager:
         """Restore everything `save` wrote; returns the trainer state."""
         state = TrainerState(**json.loads((path / TRAINER_STATE_NAME).read_text()))
         if state.world_size != self.context.world_size:
-            raise ValueError(
+            raise ConfigError(
                 f"checkpoint {path} was written by {state.world_size} processes but this run has "
                 f"{self.context.world_size}; resume with the same number of processes (the data shards and "
                 "iterator positions are per rank)"
@@ -129,7 +125,7 @@ class CheckpointManager:
         trainable = {name: p for name, p in parts.module.named_parameters() if p.requires_grad}
         problems = state_dict_problems(trainable, saved)
         if problems:
-            raise ValueError(f"checkpoint {path} does not match this model: {'; '.join(problems)}; "
+            raise ConfigError(f"checkpoint {path} does not match this model: {'; '.join(problems)}; "
                              "resume with the config the run was started with")
         with torch.no_grad():
             for name, parameter in trainable.items():

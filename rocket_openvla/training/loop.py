@@ -25,15 +25,16 @@ from tqdm import tqdm
 from rocket_openvla.align import RocketObjective
 from rocket_openvla.data.pipeline import RLDSDataset, build_dataset
 from rocket_openvla.data.statistics import check_statistics_match
+from rocket_openvla.normalization import STATISTICS_NAME
 from rocket_openvla.teachers.base import FrozenTeacher
+from rocket_openvla.teachers.registry import StudentView
 from rocket_openvla.training.checkpoint import CheckpointManager, Resumable, TrainerState, latest_checkpoint
 from rocket_openvla.training.config import FinetuneConfig
 from rocket_openvla.training.distributed import DistributedContext, barrier, init_distributed, shutdown_distributed
 from rocket_openvla.training.optim import build_optimizer
 from rocket_openvla.training.rng import seed_everything
-from rocket_openvla.training.run_dir import STATISTICS_NAME, check_run_directory, record_config, run_directory
+from rocket_openvla.training.run_dir import check_run_directory, record_config, run_directory
 from rocket_openvla.training.step import TrainStep
-from rocket_openvla.training.teacher_config import StudentView
 from rocket_openvla.training.tracking import MetricAccumulator, MetricsLogger
 
 logger = logging.getLogger(__name__)
@@ -68,14 +69,14 @@ class Trainer:
         self.dataset = self._build_dataset()  # before the models: a wrong data path fails in seconds
 
         seed_everything(config.run.seed)  # identical initialisation on every rank
-        self.rocket = config.effective_rocket()
+        self.rocket = config.rocket
         self.adapter = config.backbone.build()
         self.teacher, objective = self._build_alignment()
         lora = config.lora
         if not self.adapter.has_lora:  # a backbone.pretrained run directory brings its own (trainable) adapter
             self.adapter.apply_lora(lora.rank, lora.effective_alpha, lora.dropout, lora.target_modules, lora.init)
         self.module = TrainStep(self.adapter, objective, self.rocket, self.student_layers)
-        self.module.to(context.device)
+        self.module.to(context.device).train()  # the teacher stays in eval mode (FrozenTeacher)
         self.model = self.module
         if context.is_distributed:
             device_ids = [context.device.index] if context.device.type == "cuda" else None
@@ -100,7 +101,8 @@ class Trainer:
         self.student_layers, teacher_layers = rocket.resolve_pairs(self.adapter.num_hidden_layers + 1,
                                                                    self.config.teacher.num_layers())
         self.pair_labels = [f"s{s}_t{t}" for s, t in zip(self.student_layers, teacher_layers)]
-        view = StudentView(self.adapter.camera_grid, self.adapter.num_images, self.adapter.teacher_input_format)
+        view = StudentView(self.adapter.camera_grid, self.adapter.num_images, self.adapter.teacher_input_format,
+                           self.adapter.pixel_normalization)
         teacher = self.config.teacher.build(teacher_layers, view, rocket).to(self.context.device)
         return teacher, RocketObjective(rocket, self.adapter.hidden_size, teacher.feature_dim)
 
@@ -130,7 +132,8 @@ class Trainer:
     def train(self) -> Path:
         config, context = self.config, self.context
         metrics_log = MetricsLogger(context.is_main, config.wandb.project, config.wandb.entity, config.wandb.mode,
-                                    self.run_dir, self.run_dir.name, config=draccus.encode(config))
+                                    self.run_dir, self.run_dir.name, config=draccus.encode(config),
+                                    resume=config.run.resume)
         members = range(self.rocket.ensemble_size)
         metrics = MetricAccumulator(labels={
             "align/pair_losses": self.pair_labels,

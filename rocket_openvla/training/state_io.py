@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from rocket_openvla.files import save_safetensors, write_text
 
 
 def _encode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
@@ -54,8 +56,8 @@ def save_state_tree(tree: Any, directory: Path, name: str) -> None:
     """Write `tree` as `directory/<name>.json` + `directory/<name>.safetensors`."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _encode(tree, tensors)
-    save_file(tensors, str(directory / f"{name}.safetensors"))
-    (directory / f"{name}.json").write_text(json.dumps(skeleton))
+    save_safetensors(tensors, directory / f"{name}.safetensors")
+    write_text(directory / f"{name}.json", json.dumps(skeleton))
 
 
 def load_state_tree(directory: Path, name: str) -> Any:

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rocket_openvla.files import write_text
 from rocket_openvla.training.distributed import mean_across_ranks
 
 METRICS_NAME = "metrics.jsonl"
+WANDB_ID_NAME = "wandb_run_id"
+
+
+def wandb_run_id(run_dir: Path, resume: bool) -> str:
+    """The run's wandb id: the recorded one when resuming, else a new one (recorded for later resumes)."""
+    path = run_dir / WANDB_ID_NAME
+    if resume and path.is_file():
+        return path.read_text().strip()
+    run_id = secrets.token_hex(4)
+    write_text(path, run_id)
+    return run_id
 
 
 class MetricAccumulator:
@@ -50,10 +63,11 @@ class MetricAccumulator:
 
 class MetricsLogger:
     """On the main process: appends `{"step": ..., metrics}` lines to `<run_dir>/metrics.jsonl` and logs to wandb
-    (`mode` online, offline or disabled; the WANDB_MODE variable wins)."""
+    (`mode` online, offline or disabled; the WANDB_MODE variable wins). The wandb run id is kept in
+    `<run_dir>/wandb_run_id`, so a resumed run continues the same wandb run."""
 
     def __init__(self, enabled: bool, project: str, entity: str | None, mode: str, run_dir: Path, name: str,
-                 config: dict[str, Any]) -> None:
+                 config: dict[str, Any], resume: bool = False) -> None:
         self.run = None
         self.path = run_dir / METRICS_NAME if enabled else None
         if not enabled:
@@ -61,7 +75,9 @@ class MetricsLogger:
         import wandb
 
         mode = os.environ.get("WANDB_MODE", mode)
-        self.run = wandb.init(project=project, entity=entity, mode=mode, dir=str(run_dir), name=name, config=config)
+        run_id = wandb_run_id(run_dir, resume)
+        self.run = wandb.init(project=project, entity=entity, mode=mode, dir=str(run_dir), name=name, config=config,
+                              id=run_id, resume="allow" if resume else None)
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         if self.path is None:

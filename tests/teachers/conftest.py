@@ -15,7 +15,7 @@ from .helpers import GOLDEN_VGGT, TINY, randomize_
 @pytest.fixture
 def golden_vggt_dir() -> Path:
     if not GOLDEN_VGGT.is_dir():
-        pytest.fail(f"golden VGGT data not found at {GOLDEN_VGGT}; CI must place shared/ next to the repository")
+        pytest.fail(f"golden VGGT data not found at {GOLDEN_VGGT}; it ships with the repository (tests/fixtures)")
     return GOLDEN_VGGT
 
 

@@ -8,12 +8,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rocket_openvla.teachers.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from rocket_openvla.teachers.vggt import VGGTAggregatorConfig
 from rocket_openvla.teachers.vggt.layers import LayerScale
+from tests.fixtures import VGGT_TINY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-GOLDEN_VGGT = REPO_ROOT.parent / "shared" / "reference" / "golden" / "vggt-tiny"
+GOLDEN_VGGT = VGGT_TINY
+
+# What the published OpenVLA processor normalises the DINOv2 half with (ImageNet mean/std rounded to bfloat16).
+OPENVLA_NORMALIZATION = ((0.484375, 0.455078125, 0.40625), (0.228515625, 0.2236328125, 0.224609375))
+OPENVLA = dict(input_format="openvla", pixel_normalization=OPENVLA_NORMALIZATION)
 
 # 28 px images -> 2x2 patch grid at patch 14; pos embed trained for 3x3 (42 px).
 TINY = VGGTAggregatorConfig(img_size=42, embed_dim=32, depth=3, num_heads=2, patch_embed_depth=1)
@@ -45,7 +49,7 @@ def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
 
 def openvla_pixel_values(images: torch.Tensor) -> torch.Tensor:
     """``[B, V, 3, H, W]`` in [0, 1] -> Prismatic dinosiglip ``[B, 6V, H, W]`` (DINOv2 half, SigLIP half)."""
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
+    mean = torch.tensor(OPENVLA_NORMALIZATION[0]).view(1, 1, 3, 1, 1)
+    std = torch.tensor(OPENVLA_NORMALIZATION[1]).view(1, 1, 3, 1, 1)
     per_camera = torch.cat([(images - mean) / std, (images - 0.5) / 0.5], dim=2)
     return per_camera.flatten(1, 2)

@@ -9,7 +9,7 @@ from transformers import Dinov2Config, Dinov2Model
 from rocket_openvla.align import RocketConfig, RocketObjective
 from rocket_openvla.teachers import HFVisionTeacher, Teacher, TeacherPooling, VGGTTeacher
 
-from .helpers import TINY, openvla_pixel_values
+from .helpers import OPENVLA, TINY, openvla_pixel_values
 
 
 @pytest.fixture
@@ -48,7 +48,8 @@ def test_unknown_pooling_mode_is_rejected():
 def test_targets_feed_the_rocket_objective():
     config = RocketConfig(student_layers=[1, 2], teacher_layers=[0, -1], pooling="area", pos_embed_scale=0.5)
     pooling = TeacherPooling.from_rocket_config(config)
-    teacher = VGGTTeacher.random(config.teacher_layers, config=TINY, grid=(2, 2), num_cameras=2, pooling=pooling)
+    teacher = VGGTTeacher.random(config.teacher_layers, config=TINY, grid=(2, 2), num_cameras=2, pooling=pooling,
+                                 **OPENVLA)
     objective = RocketObjective(config, student_dim=24, teacher_dim=teacher.feature_dim)
     student = [torch.randn(3, 2 * 4, 24, requires_grad=True) for _ in config.student_layers]
     images = torch.rand(3, 2, 3, 28, 28)

@@ -18,6 +18,8 @@ from rocket_openvla.align import pool_teacher_tokens
 from rocket_openvla.teachers import HFVisionTeacher, TeacherPooling
 from rocket_openvla.teachers.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
+from .helpers import OPENVLA
+
 SIZES = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64, patch_size=14)
 
 
@@ -87,7 +89,7 @@ def test_depth_anything_backbone_as_teacher():
             fusion_hidden_size=16, head_hidden_size=8, reassemble_hidden_size=32,
         )
     )
-    teacher = HFVisionTeacher(model.backbone, layers=[3], grid=(2, 2), num_cameras=2)
+    teacher = HFVisionTeacher(model.backbone, layers=[3], grid=(2, 2), num_cameras=2, **OPENVLA)
     (target,) = teacher(torch.zeros(1, 12, 42, 42))
     assert target.shape == (1, 8, 32)
 

@@ -8,14 +8,26 @@ import torch.nn.functional as F
 
 from rocket_openvla.teachers.preprocessing import check_unit_range, resize_for_teacher, to_unit_images
 
-from .helpers import openvla_pixel_values
+from .helpers import OPENVLA_NORMALIZATION, openvla_pixel_values
 
 
 def test_openvla_normalisation_round_trips_to_unit_images():
     images = torch.rand(2, 3, 3, 20, 24)
-    unit = to_unit_images(openvla_pixel_values(images), "openvla", num_cameras=3)
+    unit = to_unit_images(openvla_pixel_values(images), "openvla", num_cameras=3,
+                          pixel_normalization=OPENVLA_NORMALIZATION)
     torch.testing.assert_close(unit, images, atol=1e-6, rtol=0)
     check_unit_range(unit, "openvla")
+
+
+def test_openvla_inverts_exactly_the_given_normalisation():
+    images = torch.rand(1, 2, 3, 8, 8)
+    custom = ((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
+    pixel_values = torch.cat([(images - torch.tensor(custom[0]).view(3, 1, 1)) / torch.tensor(custom[1]).view(3, 1, 1),
+                              images * 2 - 1], dim=2).flatten(1, 2)
+    torch.testing.assert_close(to_unit_images(pixel_values, "openvla", 2, custom), images, atol=1e-6, rtol=0)
+    assert (to_unit_images(pixel_values, "openvla", 2, OPENVLA_NORMALIZATION) - images).abs().max() > 0.05
+    with pytest.raises(ValueError, match="needs pixel_normalization"):
+        to_unit_images(pixel_values, "openvla", 2)
 
 
 def test_pm1_and_unit_formats():
@@ -37,7 +49,7 @@ def test_pm1_and_unit_formats():
 )
 def test_wrong_layout_or_camera_count_is_rejected(shape, input_format, cameras, message):
     with pytest.raises(ValueError, match=message):
-        to_unit_images(torch.zeros(shape), input_format, cameras)
+        to_unit_images(torch.zeros(shape), input_format, cameras, OPENVLA_NORMALIZATION)
 
 
 def test_minus_one_to_one_images_declared_unit_are_detected():
@@ -57,7 +69,7 @@ def test_byte_range_images_are_detected():
 def test_pixel_values_outside_the_dino_normalised_range_are_detected():
     pixel_values = 2.5 + torch.rand(1, 6, 8, 8)  # un-normalises to about [1.06, 1.5]
     with pytest.raises(ValueError, match="not DINOv2/ImageNet-normalised"):
-        check_unit_range(to_unit_images(pixel_values, "openvla", 1), "openvla")
+        check_unit_range(to_unit_images(pixel_values, "openvla", 1, OPENVLA_NORMALIZATION), "openvla")
 
 
 def test_all_positive_pm1_batch_warns():

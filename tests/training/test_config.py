@@ -27,27 +27,30 @@ def test_common_release_settings(name):
     assert (config.optim.lr, config.optim.schedule, config.optim.lr_decay_step, config.optim.warmup_steps) == (
         5e-4, "multistep", 10_000, 0)
     assert config.optim.max_grad_norm is None and config.optim.weight_decay == 0.01
-    assert (config.lora.rank, config.lora.effective_alpha, config.lora.dropout, config.lora.init) == (32, 16, 0, "gaussian")
-    assert (config.backbone.num_images, config.backbone.use_proprio, config.backbone.action_head) == (2, True, "l1")
+    assert (config.lora.rank, config.lora.effective_alpha, config.lora.dropout, config.lora.init) == (
+        32, 16, 0, "gaussian")
+    policy = config.backbone.policy
+    assert (policy.num_images, policy.use_proprio, policy.action_head, policy.chunk) == (2, True, "l1", 8)
+    assert config.backbone.dtype == "bfloat16"
     assert config.data.dataset == "libero_4_task_suites_no_noops" and config.data.image_aug
     assert config.data.shuffle_buffer_size == 100_000
-    rocket = config.effective_rocket()
+    rocket = config.rocket
     assert (rocket.input_norm, rocket.teacher_pos_embed, rocket.pos_embed_scale, rocket.pooling) == (
         True, True, 0.1, "bilinear")
     assert rocket.student_token_shift == 1 and rocket.ensemble_size == 1
 
 
 def test_rocket_preset():
-    rocket = preset("rocket").effective_rocket()
+    rocket = preset("rocket").rocket
     assert (rocket.student_layers, rocket.teacher_layers, rocket.coeff) == (PAPER_STUDENT, PAPER_TEACHER, 0.5)
     assert rocket.pair_widths(2048) == [409, 591, 773, 955, 1137, 1319, 1501, 1683, 1865, 2048]
 
 
 def test_ablation_presets():
-    assert preset("shared").effective_rocket().pair_widths(2048) == [2048] * 10
-    naive = preset("naive").effective_rocket()
+    assert preset("shared").rocket.pair_widths(2048) == [2048] * 10
+    naive = preset("naive").rocket
     assert not naive.share_projector and naive.pair_widths(2048) == [409] * 10
-    spatial = preset("spatial_forcing").effective_rocket()
+    spatial = preset("spatial_forcing").rocket
     assert (spatial.student_layers, spatial.teacher_layers, spatial.share_projector) == ([24], [-1], False)
     assert spatial.pair_widths(2048) == [409]
     assert not preset("baseline").rocket.enabled
@@ -58,16 +61,7 @@ def test_quickstart_parses():
     config.validate()
     assert type(config.teacher).__name__ == "RandomVGGTConfig" and config.data.synthetic.generate
     tiny_hidden_states = 3  # the tiny Llama has 2 blocks
-    assert config.effective_rocket().resolve_pairs(tiny_hidden_states, config.teacher.num_layers()) == ([1, 2], [0, 1])
-
-
-def test_naive_objective_preset_switches_off_sharing():
-    config = preset("rocket")
-    config.objective = "naive"
-    assert not config.effective_rocket().share_projector
-    config.objective = "unknown"
-    with pytest.raises(ValueError, match="objective='unknown' is not registered"):
-        config.validate()
+    assert config.rocket.resolve_pairs(tiny_hidden_states, config.teacher.num_layers()) == ([1, 2], [0, 1])
 
 
 def test_learning_rate_schedules():

@@ -1,10 +1,13 @@
 """The Trainer in one process on a generated dataset: baseline, learning, bad input, non-finite losses."""
 
 import json
+import stat
 
 import pytest
 import torch
 
+from rocket_openvla.errors import UserError
+from rocket_openvla.files import FILE_MODE
 from rocket_openvla.training.checkpoint import TRAINABLE_NAME, latest_checkpoint
 from rocket_openvla.training.distributed import DistributedContext
 from rocket_openvla.training.loop import NonFiniteLossError, Trainer
@@ -45,7 +48,9 @@ def test_align_loss_decreases_on_a_fixed_batch(rlds_root, tmp_path):
 
 
 def test_nonfinite_losses_abort_with_step_and_batch_statistics(rlds_root, tmp_path):
-    config = load_config(rlds_root, tmp_path / "runs", optim={"lr": 1e30}, run={"max_steps": 20, "max_nonfinite_steps": 2})
+    config = load_config(
+        rlds_root, tmp_path / "runs", optim={"lr": 1e30}, run={"max_steps": 20, "max_nonfinite_steps": 2}
+    )
     with pytest.raises(NonFiniteLossError, match=r"2 consecutive steps .* at step \d+; last batch: .*pixel_values"):
         Trainer(config, SINGLE).train()
 
@@ -56,16 +61,15 @@ def test_nonfinite_losses_abort_with_step_and_batch_statistics(rlds_root, tmp_pa
         ({"rocket": {"teacher_layers": [0, 2]}}, r"rocket.teacher_layers: index 2 is out of range for 2 entries"),
         ({"rocket": {"student_layers": [1, 3]}}, r"rocket.student_layers: index 3 is out of range for 3 entries"),
         ({"run": {"global_batch_size": 3}}, "run.global_batch_size=3"),
-        ({"objective": "spatial_forcing"}, "exactly one layer pair"),
+        ({"rocket": {"coeff": -1.0}}, r"rocket.coeff=-1.0; use a weight >= 0"),
+        ({"optim": {"lr": 0.0}}, r"optim.lr=0.0; use a positive learning rate"),
+        ({"run": {"save_freq": 0}}, r"run.save_freq=0; use a positive value"),
         ({"data": {"dataset": "libero_missing_no_noops"}}, "libero_missing_no_noops"),
     ],
 )
 def test_bad_config_fails_before_training(rlds_root, tmp_path, sections, message):
-    objective = sections.pop("objective", None)
     config = load_config(rlds_root, tmp_path / "runs", **sections)
-    if objective:
-        config.objective = objective
-    with pytest.raises((ValueError, FileNotFoundError), match=message):
+    with pytest.raises(UserError, match=message):
         Trainer(config, SINGLE)
 
 
@@ -135,3 +139,21 @@ def test_gradient_accumulation_equals_the_larger_batch(rlds_root, tmp_path):
     assert accumulated_loss == pytest.approx(whole_loss, rel=1e-5)
     for name, gradient in whole.items():
         torch.testing.assert_close(accumulated[name], gradient, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_the_policy_trains_in_train_mode_and_every_written_file_is_readable(rlds_root, tmp_path):
+    config = load_config(rlds_root, tmp_path / "runs", run={"max_steps": 2}, lora={"merge_at_end": True})
+    trainer = Trainer(config, SINGLE)
+    policy_modes, teacher_modes = [], []
+    trainer.adapter.capture_points().layer_inputs[0].register_forward_pre_hook(
+        lambda module, args: policy_modes.append(module.training))
+    trainer.teacher.register_forward_pre_hook(lambda module, args: teacher_modes.append(module.training))
+
+    run_dir = trainer.train()
+
+    assert policy_modes == [True, True] and teacher_modes == [False, False]
+    files = [path for path in run_dir.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".safetensors" for path in files) and (run_dir / "merged" / "config.json") in files
+    unreadable = {str(path.relative_to(run_dir)): oct(stat.S_IMODE(path.stat().st_mode)) for path in files
+                  if stat.S_IMODE(path.stat().st_mode) != FILE_MODE}
+    assert unreadable == {}

@@ -1,30 +1,43 @@
 """Native OpenVLA / OpenVLA-OFT on current transformers and timm: no remote code, the published checkpoints load.
 
-    configuration_openvla  OpenVLAConfig (config.json)
+    configuration_openvla  OpenVLAConfig (config.json), PolicySpec (policy_config.json)
+    backbone_config        OpenVLABackboneConfig: the registered `--backbone.type openvla` config (no model code)
     modeling_openvla       OpenVLAModel (towers, projector, Llama)
     policy                 OpenVLAPolicy (heads, loss, predict_action, run directories)
+    processing_openvla     image transform (ImageNormalization, preprocessor_config.json), prompts, collator
     checkpoint             safetensors layout, OFT component files, strict key checks
-    adapter                OpenVLAAdapter + the registered `openvla` backbone config
+    adapter                OpenVLAAdapter (the training loop's view) and build_openvla_adapter
     tiny                   size presets ("tiny" for tests, "7b")
-    action_heads, action_tokenizer, prompting, processing_openvla, tiny_tokenizer: OFT's side parts
+    action_heads, action_tokenizer, prompting, tiny_tokenizer: OFT's side parts
+
+Names below load their module on first access, so importing the package (or the config) loads no model code.
 """
 
-from rocket_openvla.backbones.openvla.adapter import OpenVLAAdapter, OpenVLABackboneConfig, lora_target_modules
-from rocket_openvla.backbones.openvla.configuration_openvla import OpenVLAConfig
-from rocket_openvla.backbones.openvla.modeling_openvla import OpenVLAModel, OpenVLAOutput
-from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy, PolicySpec, PredictedActions
-from rocket_openvla.backbones.openvla.tiny import openvla_7b_config, tiny_openvla_config
+from __future__ import annotations
 
-__all__ = [
-    "OpenVLAAdapter",
-    "OpenVLABackboneConfig",
-    "OpenVLAConfig",
-    "OpenVLAModel",
-    "OpenVLAOutput",
-    "OpenVLAPolicy",
-    "PolicySpec",
-    "PredictedActions",
-    "lora_target_modules",
-    "openvla_7b_config",
-    "tiny_openvla_config",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "OpenVLABackboneConfig": "rocket_openvla.backbones.openvla.backbone_config",
+    "OpenVLAConfig": "rocket_openvla.backbones.openvla.configuration_openvla",
+    "PolicySpec": "rocket_openvla.backbones.openvla.configuration_openvla",
+    "openvla_7b_config": "rocket_openvla.backbones.openvla.tiny",
+    "tiny_openvla_config": "rocket_openvla.backbones.openvla.tiny",
+    "OpenVLAAdapter": "rocket_openvla.backbones.openvla.adapter",
+    "lora_target_modules": "rocket_openvla.backbones.openvla.adapter",
+    "OpenVLAModel": "rocket_openvla.backbones.openvla.modeling_openvla",
+    "OpenVLAOutput": "rocket_openvla.backbones.openvla.modeling_openvla",
+    "OpenVLAPolicy": "rocket_openvla.backbones.openvla.policy",
+    "PredictedActions": "rocket_openvla.backbones.openvla.policy",
+    "ImageNormalization": "rocket_openvla.backbones.openvla.processing_openvla",
+    "OpenVLAProcessor": "rocket_openvla.backbones.openvla.processing_openvla",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,5 @@
-"""`OpenVLAAdapter`: the native OpenVLA / OpenVLA-OFT policy behind the `BackboneAdapter` interface, and its
-registered draccus config `OpenVLABackboneConfig` (`--backbone.type openvla`).
+"""`OpenVLAAdapter`: the native OpenVLA / OpenVLA-OFT policy behind the `BackboneAdapter` interface, and
+`build_openvla_adapter`, which builds it from the registered `OpenVLABackboneConfig` (`--backbone.type openvla`).
 
 Sequence layout (OpenVLA-OFT): position 0 BOS, image tokens at 1 .. 256 * num_images
 (camera-major, row-major 16 x 16 each), then the proprio token (and the diffusion-timestep token), then the text.
@@ -7,10 +7,10 @@ Sequence layout (OpenVLA-OFT): position 0 BOS, image tokens at 1 .. 256 * num_im
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from peft import LoraConfig, get_peft_model
@@ -18,15 +18,23 @@ from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from rocket_openvla.backbones.base import BackboneAdapter
-from rocket_openvla.backbones.openvla.configuration_openvla import OpenVLAConfig
 from rocket_openvla.backbones.openvla.modeling_openvla import OpenVLAModel
-from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy, PolicySpec
-from rocket_openvla.backbones.openvla.processing_openvla import OpenVLAProcessor
+from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy
+from rocket_openvla.backbones.openvla.processing_openvla import (
+    PREPROCESSOR_CONFIG_NAME,
+    ImageNormalization,
+    OpenVLAProcessor,
+)
 from rocket_openvla.backbones.openvla.tiny import SIZE_PRESETS
 from rocket_openvla.backbones.openvla.tiny_tokenizer import build_tiny_tokenizer
-from rocket_openvla.backbones.registry import BackboneConfig
 from rocket_openvla.capture import CapturePoints
+from rocket_openvla.errors import MissingInputError
 from rocket_openvla.normalization import DatasetStatistics
+
+if TYPE_CHECKING:
+    from rocket_openvla.backbones.openvla.backbone_config import OpenVLABackboneConfig
+
+logger = logging.getLogger(__name__)
 
 TEACHER_INPUT_FORMAT = "openvla"  # pixel_values [B, 6V, H, W], per camera [DINOv2-normalised RGB | SigLIP RGB]
 
@@ -90,6 +98,12 @@ class OpenVLAAdapter(BackboneAdapter):
         """True once the VLA is peft-wrapped (by `apply_lora` or by loading a run directory's adapter)."""
         return self._policy.has_lora
 
+    @property
+    def pixel_normalization(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """`(mean, std)` of the DINOv2 half of each camera's `pixel_values`, which the teacher inverts."""
+        normalization = self._processor.normalization
+        return normalization.means[0], normalization.stds[0]
+
     def image_token_span(self) -> tuple[int, int]:
         return 1, self.vla.vision_backbone.num_patches * self.num_images
 
@@ -134,91 +148,56 @@ class OpenVLAAdapter(BackboneAdapter):
         self._policy.vla = self._policy.vla.merge_and_unload()
 
     def save_pretrained(self, path: str | Path, tag: str = "latest") -> None:
-        """The policy's run directory (see `policy.py`) plus the tokenizer files."""
+        """The policy's run directory (see `policy.py`) plus the tokenizer files and `preprocessor_config.json`."""
         self._policy.save_pretrained(path, tag)
-        self._processor.tokenizer.save_pretrained(str(path))
+        self._processor.save_pretrained(path)
 
 
-@BackboneConfig.register_subclass("openvla")
-@dataclass
-class OpenVLABackboneConfig(BackboneConfig):
-    """Native OpenVLA / OpenVLA-OFT (`--backbone.type openvla`). Defaults: OFT's LIBERO recipe on the tiny model."""
-
-    # Checkpoint directory: openvla/openvla-7b's layout, an OFT run dir or one of ours. None: random `size` model.
-    pretrained: str | None = None
-    # Base VLA for a run directory that holds only `lora_adapter/` (default: the adapter's recorded base).
-    base: str | None = None
-    # Architecture of the random model when `pretrained` is None: "tiny" (tests, quickstart) or "7b".
-    size: str = "tiny"
-    num_images: int = 2
-    use_proprio: bool = True
-    # "l1" (OFT), "diffusion" or "discrete" (OpenVLA's action tokens).
-    action_head: str = "l1"
-    chunk: int = 8
-    action_dim: int = 7
-    proprio_dim: int = 8
-    num_diffusion_steps_train: int = 50
-    normalization: str = "bounds_q99"
-    attn_implementation: str = "sdpa"
-    # OFT's parallel decoding; False keeps the LLM causal (original OpenVLA).
-    bidirectional_attention: bool = True
-    # Weight dtype, e.g. "bfloat16" for the 7B on GPU; None keeps the checkpoint's (random models: float32).
-    dtype: str | None = None
-    # Seeds the random initialisation of new weights (heads, or the whole random model).
-    seed: int = 0
-
-    def policy_spec(self) -> PolicySpec:
-        return PolicySpec(
-            num_images=self.num_images,
-            use_proprio=self.use_proprio,
-            action_head=self.action_head,
-            chunk=self.chunk,
-            action_dim=self.action_dim,
-            proprio_dim=self.proprio_dim,
-            num_diffusion_steps_train=self.num_diffusion_steps_train,
-            normalization=self.normalization,
+def build_openvla_adapter(config: OpenVLABackboneConfig) -> OpenVLAAdapter:
+    """The policy, tokenizer and image processor `config` describes (a random model, or loaded from a checkpoint)."""
+    overrides = {
+        "attn_implementation": config.attn_implementation,
+        "bidirectional_attention": config.bidirectional_attention,
+    }
+    dtype = None if config.dtype is None else getattr(torch, config.dtype)
+    torch.manual_seed(config.seed)
+    if config.pretrained is None:
+        policy = OpenVLAPolicy(OpenVLAModel(SIZE_PRESETS[config.size](**overrides)), config.policy)
+        if dtype is not None:
+            policy.set_dtype(dtype)
+        tokenizer, normalization = build_tiny_tokenizer(), ImageNormalization()
+    else:
+        policy = OpenVLAPolicy.from_pretrained(
+            config.pretrained, base=config.base, spec=config.policy, trainable_lora=True, dtype=dtype, **overrides
         )
+        tokenizer, normalization = _load_tokenizer(config), _load_image_normalization(config)
+    processor = OpenVLAProcessor(tokenizer, image_size=policy.base_vla.config.image_size, normalization=normalization)
+    policy.action_prefix_id = processor.action_prefix_id
+    return OpenVLAAdapter(policy, processor)
 
-    def torch_dtype(self) -> torch.dtype | None:
-        if self.dtype is None:
-            return None
-        dtype = getattr(torch, self.dtype, None)
-        if not isinstance(dtype, torch.dtype):
-            raise ValueError(f"backbone.dtype={self.dtype!r} is not a torch dtype; use e.g. 'bfloat16' or 'float32'")
-        return dtype
 
-    def build(self) -> OpenVLAAdapter:
-        spec, dtype = self.policy_spec(), self.torch_dtype()
-        overrides = {
-            "attn_implementation": self.attn_implementation,
-            "bidirectional_attention": self.bidirectional_attention,
-        }
-        torch.manual_seed(self.seed)
-        if self.pretrained is None:
-            policy = OpenVLAPolicy(OpenVLAModel(self._random_config(**overrides)), spec)
-            if dtype is not None:
-                policy.to(dtype)
-            tokenizer = build_tiny_tokenizer()
-        else:
-            policy = OpenVLAPolicy.from_pretrained(
-                self.pretrained, base=self.base, spec=spec, trainable_lora=True, dtype=dtype, **overrides
-            )
-            tokenizer = self._load_tokenizer()
-        processor = OpenVLAProcessor(tokenizer, image_size=policy.base_vla.config.image_size)
-        policy.action_prefix_id = processor.action_prefix_id
-        return OpenVLAAdapter(policy, processor)
+def _checkpoint_dirs(config: OpenVLABackboneConfig) -> list[Path]:
+    """The run/checkpoint directory first, then its base VLA."""
+    return [Path(directory) for directory in (config.pretrained, config.base) if directory is not None]
 
-    def _random_config(self, **overrides: object) -> OpenVLAConfig:
-        if self.size not in SIZE_PRESETS:
-            raise ValueError(f"backbone.size={self.size!r}; choose one of {sorted(SIZE_PRESETS)}")
-        return SIZE_PRESETS[self.size](**overrides)
 
-    def _load_tokenizer(self) -> PreTrainedTokenizerBase:
-        for directory in (self.pretrained, self.base):
-            if directory is not None and any(Path(directory).glob("tokenizer*")):
-                return AutoTokenizer.from_pretrained(directory)
-        raise FileNotFoundError(
-            f"no tokenizer files (tokenizer.json / tokenizer.model) in backbone.pretrained={self.pretrained!r} or "
-            f"backbone.base={self.base!r}; copy them from openvla/openvla-7b into the checkpoint directory"
-        )
+def _load_tokenizer(config: OpenVLABackboneConfig) -> PreTrainedTokenizerBase:
+    for directory in _checkpoint_dirs(config):
+        if any(directory.glob("tokenizer*")):
+            return AutoTokenizer.from_pretrained(directory)
+    raise MissingInputError(
+        f"no tokenizer files (tokenizer.json / tokenizer.model) in backbone.pretrained={config.pretrained!r} or "
+        f"backbone.base={config.base!r}; copy them from openvla/openvla-7b into the checkpoint directory"
+    )
 
+
+def _load_image_normalization(config: OpenVLABackboneConfig) -> ImageNormalization:
+    """The checkpoint's `preprocessor_config.json` (the run's own, else its base's); the published values without."""
+    for directory in _checkpoint_dirs(config):
+        normalization = ImageNormalization.from_pretrained(directory)
+        if normalization is not None:
+            return normalization
+    logger.info(
+        "no %s in %s: using openvla-7b's image normalisation", PREPROCESSOR_CONFIG_NAME, _checkpoint_dirs(config)
+    )
+    return ImageNormalization()

@@ -6,41 +6,33 @@ Layouts read and written:
     <dir>/config.json + model-0000k-of-0000n.safetensors + model.safetensors.index.json   (sharded, as openvla-7b)
     <dir>/<component>--<tag>_checkpoint.pt           OFT (torch pickle, DDP `module.` prefix; read weights-only)
     <dir>/<component>--<tag>_checkpoint.safetensors  ours (same names, safetensors)
-Every file is written under a temporary name and renamed, so a crash never leaves a half-written checkpoint.
+Every file is written under a temporary name and renamed (`rocket_openvla.files`), so a crash never leaves a
+half-written checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from rocket_openvla.backbones.openvla.action_heads import load_oft_component_state_dict
+from rocket_openvla.errors import ConfigError, MissingInputError
+from rocket_openvla.files import save_safetensors, write_text
 from rocket_openvla.state_dicts import format_keys, state_dict_problems
 
 SINGLE_WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` for a temporary path next to `path`, then rename it to `path`."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def check_state_dict(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor], source: str) -> None:
     """Raise ValueError naming every missing, unexpected and mis-shaped key of `found` against `expected`."""
     problems = state_dict_problems(expected, found)
     if problems:
-        raise ValueError(
+        raise ConfigError(
             f"{source} does not match the model built from its config: " + "; ".join(problems)
             + ". Check that config.json belongs to these weights (published OpenVLA key names, no `vla.` prefix)."
         )
@@ -62,7 +54,7 @@ def read_model_state_dict(
         shards = sorted(set(weight_map.values()))
         absent = [s for s in shards if not (path / s).is_file()]
         if absent:
-            raise FileNotFoundError(f"{index_file} lists shards that are not in {path}: {format_keys(absent)}")
+            raise MissingInputError(f"{index_file} lists shards that are not in {path}: {format_keys(absent)}")
         state: dict[str, torch.Tensor] = {}
         for shard in shards:
             state.update(_cast(load_file(path / shard, device=str(device)), dtype))
@@ -70,8 +62,9 @@ def read_model_state_dict(
     if single_file.is_file():
         return _cast(load_file(single_file, device=str(device)), dtype)
     present = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
-    raise FileNotFoundError(
-        f"{path} holds neither {SINGLE_WEIGHTS_NAME} nor {INDEX_NAME} (found: {format_keys(present) if present else 'nothing'}); "
+    raise MissingInputError(
+        f"{path} holds neither {SINGLE_WEIGHTS_NAME} nor {INDEX_NAME} "
+        f"(found: {format_keys(present) if present else 'nothing'}); "
         "pass a directory in the Hugging Face layout of openvla/openvla-7b (`.bin` pickles are not read: convert "
         "them to safetensors)"
     )
@@ -101,14 +94,14 @@ def write_model(path: Path, config_json: str, state: Mapping[str, torch.Tensor],
     else:
         names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     for name, shard in zip(names, shards):
-        atomic_write(path / name, lambda tmp, shard=shard: save_file(shard, tmp, metadata=metadata))
+        save_safetensors(shard, path / name, metadata=metadata)
     if len(shards) > 1:
         index = {
             "metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
             "weight_map": {k: name for name, shard in zip(names, shards) for k in shard},
         }
-        atomic_write(path / INDEX_NAME, lambda tmp: tmp.write_text(json.dumps(index, indent=2, sort_keys=True)))
-    atomic_write(path / "config.json", lambda tmp: tmp.write_text(config_json))
+        write_text(path / INDEX_NAME, json.dumps(index, indent=2, sort_keys=True))
+    write_text(path / "config.json", config_json)
     keep = set(names) | ({INDEX_NAME} if len(shards) > 1 else set())
     for stale in [*path.glob("model*.safetensors"), *path.glob(INDEX_NAME)]:
         if stale.name not in keep:
@@ -126,7 +119,7 @@ def find_component_file(run_dir: Path, component: str) -> Path | None:
         p for suffix in (".pt", ".safetensors") for p in run_dir.glob(f"{component}--*_checkpoint{suffix}")
     )
     if len(matches) > 1:
-        raise ValueError(
+        raise ConfigError(
             f"{run_dir} holds {len(matches)} {component} checkpoints ({format_keys([m.name for m in matches])}); "
             "keep one step per directory, as OFT's `--<step>_chkpt` directories do"
         )
@@ -144,5 +137,5 @@ def save_component_state_dict(state: Mapping[str, torch.Tensor], run_dir: Path, 
     """Write `<run_dir>/<component>--<tag>_checkpoint.safetensors` (OFT's name, our format)."""
     path = run_dir / f"{component}--{tag}_checkpoint.safetensors"
     tensors = {k: v.detach().contiguous() for k, v in state.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    save_safetensors(tensors, path, metadata={"format": "pt"})
     return path

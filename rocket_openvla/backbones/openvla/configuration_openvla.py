@@ -1,25 +1,31 @@
-"""`OpenVLAConfig`: the architecture of a Prismatic / OpenVLA model, read from and written to `config.json`.
+"""What is saved with an OpenVLA policy besides weights: `OpenVLAConfig` (the architecture, `config.json`) and
+`PolicySpec` (heads and inputs, `policy_config.json`). No model code is imported here.
 
 The published `openvla/openvla-7b` `config.json` (and an OFT run directory's merged model) is read as is; the
 remote-code keys (`auto_map`, `architectures`, ...) are ignored, never executed. Only the fused DINOv2 + SigLIP
 224 px backbone with a Llama-family LLM is supported: that is OpenVLA-7B and every OFT checkpoint.
 
 Our additions to the file: `vision_tower_overrides` (tower size overrides for tiny test models),
-`attn_implementation` and `bidirectional_attention` (OFT's parallel decoding: every token
-attends to every non-padding token).
+`attn_implementation` and `bidirectional_attention` (OFT's parallel decoding: every token attends to every
+non-padding token).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from rocket_openvla.errors import ConfigError
+from rocket_openvla.normalization import NORMALIZATION_KINDS
 
 logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
+POLICY_CONFIG_NAME = "policy_config.json"
 MODEL_TYPE = "openvla"
 
 # vision_backbone_id -> (timm ids in channel order [DINOv2 | SigLIP], image size)
@@ -67,13 +73,14 @@ _DERIVED_KEYS = {
     "output_projector_states",
 }
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flex_attention")
+ACTION_HEAD_KINDS = ("l1", "diffusion", "discrete")
 
 
 def resolve_text_config(overrides: dict[str, Any] | None) -> dict[str, Any]:
     """Llama-2-7B text config with `overrides` applied; metadata keys dropped, unknown keys kept with a warning."""
     overrides = {k: v for k, v in (overrides or {}).items() if k not in _TEXT_CONFIG_METADATA}
     if overrides.get("model_type", "llama") != "llama":
-        raise ValueError(
+        raise ConfigError(
             f"text_config.model_type={overrides['model_type']!r}: only Llama language models are supported"
         )
     unknown = sorted(set(overrides) - set(LLAMA2_7B_TEXT_CONFIG))
@@ -115,29 +122,29 @@ class OpenVLAConfig:
 
     def _validate(self) -> None:
         if self.vision_backbone_id not in FUSED_VISION_BACKBONES:
-            raise ValueError(
+            raise ConfigError(
                 f"vision_backbone_id={self.vision_backbone_id!r} is not supported; the native OpenVLA model "
                 f"implements the fused backbones {sorted(FUSED_VISION_BACKBONES)} (OpenVLA-7B, OpenVLA-OFT)"
             )
         if self.llm_backbone_id not in LLAMA_BACKBONES:
-            raise ValueError(
+            raise ConfigError(
                 f"llm_backbone_id={self.llm_backbone_id!r} is not supported; use one of {sorted(LLAMA_BACKBONES)}"
             )
         if self.arch_specifier != FUSED_ARCH_SPECIFIER:
-            raise ValueError(
+            raise ConfigError(
                 f"arch_specifier={self.arch_specifier!r}: the fused backbone needs {FUSED_ARCH_SPECIFIER!r}"
             )
         if self.vision_tower_overrides is not None and len(self.vision_tower_overrides) != 2:
-            raise ValueError(
+            raise ConfigError(
                 f"vision_tower_overrides has {len(self.vision_tower_overrides)} entries; give one dict per tower "
                 "[DINOv2, SigLIP] or None"
             )
         if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
-            raise ValueError(
+            raise ConfigError(
                 f"attn_implementation={self.attn_implementation!r}; choose one of {ATTN_IMPLEMENTATIONS}"
             )
         if self.tokenizer_vocab_size <= self.n_action_bins:
-            raise ValueError(
+            raise ConfigError(
                 f"text_config.vocab_size={self.text_config['vocab_size']} minus pad_to_multiple_of="
                 f"{self.pad_to_multiple_of} leaves no room for {self.n_action_bins} action bins"
             )
@@ -177,7 +184,7 @@ class OpenVLAConfig:
     def from_dict(cls, values: dict[str, Any]) -> OpenVLAConfig:
         """Build from a `config.json` dict (published OpenVLA layout or ours). Checks the derived fields agree."""
         if values.get("model_type", MODEL_TYPE) != MODEL_TYPE:
-            raise ValueError(f"config.json model_type={values['model_type']!r}; expected {MODEL_TYPE!r}")
+            raise ConfigError(f"config.json model_type={values['model_type']!r}; expected {MODEL_TYPE!r}")
         own = {f for f in cls.__dataclass_fields__}
         unknown = sorted(set(values) - own - _DERIVED_KEYS)
         if unknown:
@@ -195,7 +202,7 @@ class OpenVLAConfig:
         }
         for key, want in expected.items():
             if key in values and values[key] != want:
-                raise ValueError(
+                raise ConfigError(
                     f"config.json {key}={values[key]!r} does not match vision_backbone_id="
                     f"{self.vision_backbone_id!r} (expects {want!r}); the checkpoint was made for another backbone"
                 )
@@ -225,3 +232,49 @@ class OpenVLAConfig:
 
     def to_json_string(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """Everything about the policy that is not in the VLA checkpoint (`policy_config.json`). Defaults: OFT's LIBERO
+    recipe. Its fields are set under `backbone.policy` in a finetune config."""
+
+    # Camera images per sample, in the data's camera order (LIBERO: primary, then wrist).
+    num_images: int = 2
+    # Feed the robot state to the LLM as one extra token after the image tokens (OFT's proprio projector).
+    use_proprio: bool = True
+    # Action head: "l1" (OFT's L1 regression), "diffusion" (OFT's DDIM head) or "discrete" (OpenVLA's action tokens).
+    action_head: str = "l1"
+    # Actions predicted per step (OFT's NUM_ACTIONS_CHUNK; LIBERO: 8).
+    chunk: int = 8
+    # Dimensions of one action (LIBERO: 6 end-effector deltas + gripper).
+    action_dim: int = 7
+    # Dimensions of the robot state (LIBERO: 6 end-effector + 2 gripper).
+    proprio_dim: int = 8
+    # Diffusion timesteps in training (action_head "diffusion" only).
+    num_diffusion_steps_train: int = 50
+    # Bounds that map actions and states to [-1, 1]: "bounds_q99" (1st/99th percentile; LIBERO) or "bounds" (min/max).
+    normalization: str = "bounds_q99"
+
+    def __post_init__(self) -> None:
+        if self.action_head not in ACTION_HEAD_KINDS:
+            raise ConfigError(f"backbone.policy.action_head={self.action_head!r}; choose one of {ACTION_HEAD_KINDS}")
+        for name in ("num_images", "chunk", "action_dim", "proprio_dim", "num_diffusion_steps_train"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"backbone.policy.{name}={getattr(self, name)}; use 1 or more")
+        if self.normalization not in NORMALIZATION_KINDS:
+            raise ConfigError(
+                f"backbone.policy.normalization={self.normalization!r}; choose one of {NORMALIZATION_KINDS}"
+            )
+
+    @property
+    def num_action_tokens(self) -> int:
+        return self.chunk * self.action_dim
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PolicySpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown policy config keys {unknown}; known: {sorted(known)}")
+        return cls(**values)

@@ -26,6 +26,7 @@ from rocket_openvla.backbones.openvla.action_tokenizer import ActionTokenizer
 from rocket_openvla.backbones.openvla.checkpoint import check_state_dict, read_model_state_dict, write_model
 from rocket_openvla.backbones.openvla.configuration_openvla import CONFIG_NAME, OpenVLAConfig
 from rocket_openvla.backbones.openvla.prompting import IGNORE_INDEX
+from rocket_openvla.errors import MissingInputError
 from rocket_openvla.patches.bidirectional_llama import enable_bidirectional_attention
 
 CHANNELS_PER_IMAGE = 6  # [DINOv2-normalised RGB | SigLIP-normalised RGB]
@@ -303,7 +304,7 @@ class OpenVLAModel(nn.Module):
         path = Path(path)
         config_file = path / CONFIG_NAME
         if not config_file.is_file():
-            raise FileNotFoundError(f"{path} has no {CONFIG_NAME}; pass an OpenVLA checkpoint directory")
+            raise MissingInputError(f"{path} has no {CONFIG_NAME}; pass an OpenVLA checkpoint directory")
         config = OpenVLAConfig.from_dict({**OpenVLAConfig.from_json_file(config_file).to_dict(), **config_overrides})
         state = read_model_state_dict(path, dtype=dtype, device=device)
         with torch.device("meta"):

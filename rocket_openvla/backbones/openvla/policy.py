@@ -17,11 +17,12 @@ Run directory (OFT's names; ours write `.safetensors` where OFT wrote `.pt`, and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,12 @@ from rocket_openvla.backbones.openvla.action_heads import (
 from rocket_openvla.backbones.openvla.checkpoint import (
     INDEX_NAME,
     SINGLE_WEIGHTS_NAME,
-    atomic_write,
     check_state_dict,
     find_component_file,
     load_component_state_dict,
     save_component_state_dict,
 )
-from rocket_openvla.backbones.openvla.configuration_openvla import CONFIG_NAME
+from rocket_openvla.backbones.openvla.configuration_openvla import CONFIG_NAME, POLICY_CONFIG_NAME, PolicySpec
 from rocket_openvla.backbones.openvla.modeling_openvla import (
     CHANNELS_PER_IMAGE,
     OpenVLAModel,
@@ -55,7 +55,10 @@ from rocket_openvla.backbones.openvla.modeling_openvla import (
     action_token_positions,
 )
 from rocket_openvla.backbones.openvla.prompting import IGNORE_INDEX, build_training_ids
+from rocket_openvla.errors import ConfigError, MissingInputError
+from rocket_openvla.files import make_readable, write_text
 from rocket_openvla.normalization import (
+    STATISTICS_NAME,
     DatasetStatistics,
     NormalizationType,
     load_dataset_statistics,
@@ -66,46 +69,10 @@ from rocket_openvla.normalization import (
 
 logger = logging.getLogger(__name__)
 
-ACTION_HEAD_KINDS = ("l1", "diffusion", "discrete")
 LLAMA2_ACTION_PREFIX_ID = 29871  # "▁" in Llama-2's tokenizer, between "Out:" and the first action token
 LORA_DIR = "lora_adapter"
-POLICY_CONFIG_NAME = "policy_config.json"
-STATISTICS_NAME = "dataset_statistics.json"
 COMPONENTS = ("action_head", "proprio_projector", "noisy_action_projector")
-
-
-@dataclass(frozen=True)
-class PolicySpec:
-    """Everything about the policy that is not in the VLA checkpoint. Defaults: OFT's LIBERO recipe."""
-
-    num_images: int = 2
-    use_proprio: bool = True
-    action_head: str = "l1"
-    chunk: int = 8
-    action_dim: int = 7
-    proprio_dim: int = 8
-    num_diffusion_steps_train: int = 50
-    normalization: str = NormalizationType.BOUNDS_Q99.value
-
-    def __post_init__(self) -> None:
-        if self.action_head not in ACTION_HEAD_KINDS:
-            raise ValueError(f"action_head={self.action_head!r}; choose one of {ACTION_HEAD_KINDS}")
-        for name in ("num_images", "chunk", "action_dim", "proprio_dim", "num_diffusion_steps_train"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        NormalizationType(self.normalization)
-
-    @property
-    def num_action_tokens(self) -> int:
-        return self.chunk * self.action_dim
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> PolicySpec:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown policy config keys {unknown}; known: {sorted(known)}")
-        return cls(**values)
+FLOAT32_COMPONENTS = ("proprio_projector", "noisy_action_projector")  # float32 whatever the VLA's dtype, as OFT
 
 
 @dataclass
@@ -279,32 +246,53 @@ class OpenVLAPolicy(nn.Module):
         unnorm_key: str | None = None,
         num_diffusion_steps: int | None = None,
         generator: torch.Generator | None = None,
+        normalized_proprio: torch.Tensor | None = None,
     ) -> PredictedActions:
         """Un-normalised action chunks for a batch of prompts, decoded in one parallel pass (diffusion: one per step).
+
+        Runs in eval mode (the policy's previous mode is restored afterwards) and without gradients.
 
         Args:
             input_ids: `[B, L]` BOS + prompt ending at "Out:" (the "▁" before the actions is appended if missing),
                 right-padded; `attention_mask [B, L]` marks the real tokens.
-            pixel_values: `[B, 6V, 224, 224]`; proprio: `[B, proprio_dim]`, normalised.
-            unnorm_key: dataset whose statistics un-normalise the actions (may be omitted with one dataset).
+            pixel_values: `[B, 6V, 224, 224]`.
+            proprio: `[B, proprio_dim]` raw robot state, as the dataset records it; normalised here with the
+                `unnorm_key` dataset's proprio statistics, as the policy saw it in training.
+            unnorm_key: dataset whose statistics normalise the state and un-normalise the actions (may be omitted
+                with one dataset).
             generator: seeds the diffusion starting noise.
+            normalized_proprio: instead of `proprio`, a state already normalised by the caller (OFT's convention).
         """
         self.check_pixel_values(pixel_values)
-        self._check_proprio(proprio, input_ids.shape[0])
-        select_unnorm_key(self.statistics, unnorm_key)  # fail before the forward pass
+        key = select_unnorm_key(self.statistics, unnorm_key)  # fail before the forward pass
+        if proprio is not None and normalized_proprio is not None:
+            raise ValueError("pass the robot state once: either proprio (raw) or normalized_proprio")
+        if proprio is not None and self.spec.use_proprio:
+            normalized_proprio = self._normalize_proprio(proprio, key)
+        self._check_proprio(normalized_proprio, input_ids.shape[0])
         ids, mask, labels = self._inference_sequences(input_ids, attention_mask)
-        batch = {"input_ids": ids, "attention_mask": mask, "pixel_values": pixel_values, "proprio": proprio}
-        if self.spec.action_head == "diffusion":
-            normalized, hidden = self._sample_diffusion(batch, labels, num_diffusion_steps, generator)
-        else:
-            _, hidden = self._run(batch, labels)
-            if self.spec.action_head == "l1":
-                normalized = self.action_head(hidden)
+        batch = {"input_ids": ids, "attention_mask": mask, "pixel_values": pixel_values, "proprio": normalized_proprio}
+        with _eval_mode(self):
+            if self.spec.action_head == "diffusion":
+                normalized, hidden = self._sample_diffusion(batch, labels, num_diffusion_steps, generator)
             else:
-                token_ids = self.base_vla.get_output_embeddings()(hidden).argmax(-1)
-                normalized = self.base_vla.action_tokenizer.decode(token_ids)
+                _, hidden = self._run(batch, labels)
+                if self.spec.action_head == "l1":
+                    normalized = self.action_head(hidden)
+                else:
+                    token_ids = self.base_vla.get_output_embeddings()(hidden).argmax(-1)
+                    normalized = self.base_vla.action_tokenizer.decode(token_ids)
         normalized = normalized.float().reshape(-1, self.spec.chunk, self.spec.action_dim)
-        return PredictedActions(self.unnormalize_actions(normalized, unnorm_key), normalized, hidden)
+        return PredictedActions(self.unnormalize_actions(normalized, key), normalized, hidden)
+
+    def _normalize_proprio(self, proprio: torch.Tensor, key: str) -> torch.Tensor:
+        statistics = self.statistics[key].proprio
+        if statistics is None:
+            raise ConfigError(
+                f"the statistics of {key!r} have no proprio entry, so a raw robot state cannot be normalised; use "
+                "the run's dataset_statistics.json (it has one when the data has states)"
+            )
+        return statistics.normalize(proprio.float(), NormalizationType(self.spec.normalization)).float()
 
     def _inference_sequences(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -348,6 +336,20 @@ class OpenVLAPolicy(nn.Module):
         key = select_unnorm_key(self.statistics, unnorm_key)
         return self.statistics[key].action.unnormalize(normalized, NormalizationType(self.spec.normalization))
 
+    def set_dtype(self, dtype: torch.dtype) -> OpenVLAPolicy:
+        """Cast the weights as OpenVLA-OFT trains them: the VLA and the action head in `dtype` (e.g. bfloat16), the
+        proprio and noisy-action projectors in float32 (OFT casts only the action head; in bfloat16 the projectors'
+        small updates round away once the learning rate has decayed). Their outputs join the VLA's embeddings in
+        the VLA's dtype."""
+        self.vla.to(dtype)
+        if self.action_head is not None:
+            self.action_head.to(dtype)
+        for name in FLOAT32_COMPONENTS:
+            module = getattr(self, name)
+            if module is not None:
+                module.to(torch.float32)
+        return self
+
     # --- checkpoints ---------------------------------------------------------------------------------------------
     def components(self) -> dict[str, nn.Module]:
         """The modules saved beside the VLA, by OFT's file names."""
@@ -367,7 +369,7 @@ class OpenVLAPolicy(nn.Module):
         if self.statistics:
             save_dataset_statistics(self.statistics, path)
         spec_json = json.dumps(asdict(self.spec), indent=2, sort_keys=True)
-        atomic_write(path / POLICY_CONFIG_NAME, lambda tmp: tmp.write_text(spec_json))
+        write_text(path / POLICY_CONFIG_NAME, spec_json)
 
     @classmethod
     def from_pretrained(
@@ -395,7 +397,7 @@ class OpenVLAPolicy(nn.Module):
         """
         path = Path(path)
         if not path.is_dir():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{path} is not a directory; pass a local OpenVLA checkpoint or OFT run directory (nothing is "
                 "downloaded: fetch hub checkpoints first, e.g. `hf download openvla/openvla-7b --local-dir <dir>`)"
             )
@@ -407,9 +409,19 @@ class OpenVLAPolicy(nn.Module):
         else:
             logger.info("%s holds no action head: %s heads are freshly initialised", path, spec.action_head)
         if dtype is not None:
-            for module in policy.components().values():
-                module.to(dtype)
+            policy.set_dtype(dtype)
         return policy.to(device)
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    """Eval mode inside the block; the previous mode afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
 
 
 def _unwrap_peft(module: nn.Module) -> nn.Module:
@@ -464,13 +476,13 @@ def _load_vla(
         return OpenVLAModel.from_pretrained(path, dtype=dtype, device=device, **overrides)
     adapter_dir = path / LORA_DIR
     if not adapter_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{path} holds no VLA: neither {CONFIG_NAME} + {SINGLE_WEIGHTS_NAME} / {INDEX_NAME} nor {LORA_DIR}/"
         )
     if base is None:
         base = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
     if base is None or not Path(base).is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{path} holds only a LoRA adapter; its base VLA {str(base)!r} is not a local directory. Pass "
             "base=<local copy of the checkpoint the run started from, e.g. openvla/openvla-7b>"
         )
@@ -483,7 +495,7 @@ def _load_components(policy: OpenVLAPolicy, path: Path) -> None:
     files = {name: find_component_file(path, name) for name in modules}
     missing = [f"{name}--*_checkpoint.{{pt,safetensors}}" for name, file in files.items() if file is None]
     if missing:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"run directory {path} lacks {missing}, needed by action_head={policy.spec.action_head!r}, "
             f"use_proprio={policy.spec.use_proprio}; pass the matching PolicySpec or a complete checkpoint"
         )
@@ -498,6 +510,7 @@ def _save_lora_adapter(peft_model: nn.Module, target: Path) -> None:
     staging = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     peft_model.save_pretrained(str(staging))
+    make_readable(staging)
     if target.exists():
         retired = target.with_name(f".{target.name}.old")
         shutil.rmtree(retired, ignore_errors=True)

@@ -1,9 +1,12 @@
 """OpenVLA's input processing: the fused DINOv2 + SigLIP image transform, the training token layout and the collator.
 
 Image transform (Prismatic `dinosiglip-vit-so-224px`, "resize-naive"): each camera image is resized to 224 x 224
-(bicubic, as PIL resizes: antialiased), scaled to [0, 1] and normalised twice, with ImageNet statistics for the
-DINOv2 tower and mean = std = 0.5 for the SigLIP tower. The 6 channels of each camera are [DINOv2 RGB | SigLIP RGB];
-cameras are concatenated on the channel axis in the order given (OpenVLA: primary, then wrist), giving
+(bicubic, as PIL resizes: antialiased), scaled to [0, 1] and normalised twice, once per tower, with the mean/std of
+the checkpoint's `preprocessor_config.json` (`ImageNormalization`). The published openvla/openvla-7b file holds the
+ImageNet constants rounded to bfloat16 for DINOv2 (mean [0.484375, 0.455078125, 0.40625], std [0.228515625,
+0.2236328125, 0.224609375]) and 0.5 / 0.5 for SigLIP; OpenVLA-OFT and the ROCKET release train and evaluate with
+those, so they are the default. The 6 channels of each camera are [DINOv2 RGB | SigLIP RGB]; cameras are
+concatenated on the channel axis in the order given (OpenVLA: primary, then wrist), giving
 `pixel_values [6V, 224, 224]`.
 
 The data pipeline already resizes images to 224 (as OpenVLA's RLDS pipeline does), and OpenVLA's PIL resize to the
@@ -14,8 +17,10 @@ CPU tensors, where the data pipeline works.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,15 +36,97 @@ from rocket_openvla.backbones.openvla.prompting import (
     build_prompt,
     build_training_ids,
 )
+from rocket_openvla.errors import ConfigError
+from rocket_openvla.files import write_text
 
 IMAGE_SIZE = 224
-DINOV2_MEAN, DINOV2_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
+# openvla/openvla-7b's preprocessor_config.json: ImageNet mean/std rounded to bfloat16 (DINOv2), 0.5 / 0.5 (SigLIP).
+PUBLISHED_DINOV2_MEAN = (0.484375, 0.455078125, 0.40625)
+PUBLISHED_DINOV2_STD = (0.228515625, 0.2236328125, 0.224609375)
 SIGLIP_MEAN, SIGLIP_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 DEFAULT_PAD_TOKEN_ID = 32000
 DEFAULT_MAX_LENGTH = 2048  # Llama-2's context, OpenVLA's `llm_max_length`
 
 
-def _channel_stats(values: tuple[float, float, float], like: torch.Tensor) -> torch.Tensor:
+RGB = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class ImageNormalization:
+    """Per-tower `(x - mean) / std` of the fused transform: `means[0]`/`stds[0]` DINOv2, `means[1]`/`stds[1]` SigLIP.
+
+    Read from and written to `preprocessor_config.json` in the schema of OpenVLA's Prismatic image processor. That
+    processor applies the file's `tvf_normalize_params` when present (they override what it derives from `means` /
+    `stds`), so those win here too.
+    """
+
+    means: tuple[RGB, RGB] = (PUBLISHED_DINOV2_MEAN, SIGLIP_MEAN)
+    stds: tuple[RGB, RGB] = (PUBLISHED_DINOV2_STD, SIGLIP_STD)
+
+    def __post_init__(self) -> None:
+        means = tuple(tuple(float(v) for v in mean) for mean in self.means)
+        stds = tuple(tuple(float(v) for v in std) for std in self.stds)
+        if [len(m) for m in means] != [3, 3] or [len(s) for s in stds] != [3, 3]:
+            raise ConfigError(
+                f"image normalisation means={self.means} stds={self.stds}: "
+                "give one RGB triple per tower [DINOv2, SigLIP]"
+            )
+        if min(min(std) for std in stds) <= 0:
+            raise ConfigError(f"image normalisation stds={self.stds} must be positive")
+        object.__setattr__(self, "means", means)
+        object.__setattr__(self, "stds", stds)
+
+    @classmethod
+    def from_preprocessor_config(
+        cls, values: Mapping[str, Any], source: str = PREPROCESSOR_CONFIG_NAME
+    ) -> ImageNormalization:
+        """The normalisation a Prismatic `preprocessor_config.json` applies (see the class docstring)."""
+        params = values.get("tvf_normalize_params")
+        if params:
+            means, stds = [p["mean"] for p in params], [p["std"] for p in params]
+        elif "means" in values and "stds" in values:
+            means, stds = values["means"], values["stds"]
+        else:
+            raise ConfigError(
+                f"{source} has neither tvf_normalize_params nor means/stds; it is not an OpenVLA processor config"
+            )
+        if len(means) != 2 or len(stds) != 2:
+            raise ConfigError(
+                f"{source} normalises {len(means)} vision tower(s); the fused DINOv2 + SigLIP backbone has 2"
+            )
+        return cls(tuple(means), tuple(stds))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> ImageNormalization | None:
+        """The normalisation of `directory/preprocessor_config.json`, or None when the directory has no such file."""
+        path = Path(directory) / PREPROCESSOR_CONFIG_NAME
+        if not path.is_file():
+            return None
+        return cls.from_preprocessor_config(json.loads(path.read_text()), source=str(path))
+
+    def to_preprocessor_config(self, image_size: int = IMAGE_SIZE) -> dict[str, Any]:
+        """`preprocessor_config.json` content in the Prismatic schema (no `auto_map`: nothing to execute)."""
+        return {
+            "image_processor_type": "PrismaticImageProcessor",
+            "image_resize_strategy": "resize-naive",
+            "use_fused_vision_backbone": True,
+            "input_sizes": [[3, image_size, image_size]] * 2,
+            "interpolations": ["bicubic", "bicubic"],
+            "means": [list(mean) for mean in self.means],
+            "stds": [list(std) for std in self.stds],
+            "tvf_normalize_params": [
+                {"mean": list(mean), "std": list(std), "inplace": False} for mean, std in zip(self.means, self.stds)
+            ],
+        }
+
+    def save_pretrained(self, directory: str | Path, image_size: int = IMAGE_SIZE) -> None:
+        write_text(
+            Path(directory) / PREPROCESSOR_CONFIG_NAME, json.dumps(self.to_preprocessor_config(image_size), indent=2)
+        )
+
+
+def _channel_stats(values: RGB, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(values, dtype=like.dtype, device=like.device).view(3, 1, 1)
 
 
@@ -50,7 +137,11 @@ def resize_images(images: torch.Tensor, size: int = IMAGE_SIZE) -> torch.Tensor:
     return F.interpolate(images, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
 
 
-def images_to_pixel_values(images: np.ndarray | torch.Tensor, image_size: int = IMAGE_SIZE) -> torch.Tensor:
+def images_to_pixel_values(
+    images: np.ndarray | torch.Tensor,
+    image_size: int = IMAGE_SIZE,
+    normalization: ImageNormalization = ImageNormalization(),
+) -> torch.Tensor:
     """Camera images uint8 `[V, H, W, 3]` -> float32 `pixel_values [6V, image_size, image_size]`."""
     if isinstance(images, np.ndarray):  # copies negative-stride views (flipped frames) and read-only buffers only
         images = torch.from_numpy(np.require(images, requirements=("C_CONTIGUOUS", "WRITEABLE")))
@@ -60,9 +151,11 @@ def images_to_pixel_values(images: np.ndarray | torch.Tensor, image_size: int = 
             "pass RGB frames as the data pipeline yields them"
         )
     rgb = resize_images(images.permute(0, 3, 1, 2), image_size).float() / 255.0  # [V, 3, S, S]
-    dino = (rgb - _channel_stats(DINOV2_MEAN, rgb)) / _channel_stats(DINOV2_STD, rgb)
-    siglip = (rgb - _channel_stats(SIGLIP_MEAN, rgb)) / _channel_stats(SIGLIP_STD, rgb)
-    return torch.cat((dino, siglip), dim=1).flatten(0, 1)
+    towers = [
+        (rgb - _channel_stats(mean, rgb)) / _channel_stats(std, rgb)
+        for mean, std in zip(normalization.means, normalization.stds)
+    ]
+    return torch.cat(towers, dim=1).flatten(0, 1)
 
 
 class OpenVLAProcessor:
@@ -74,9 +167,13 @@ class OpenVLAProcessor:
     """
 
     def __init__(
-        self, tokenizer: PreTrainedTokenizerBase, image_size: int = IMAGE_SIZE, n_action_bins: int = 256
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        image_size: int = IMAGE_SIZE,
+        n_action_bins: int = 256,
+        normalization: ImageNormalization = ImageNormalization(),
     ) -> None:
-        self.tokenizer, self.image_size = tokenizer, image_size
+        self.tokenizer, self.image_size, self.normalization = tokenizer, image_size, normalization
         self.action_tokenizer = ActionTokenizer.from_tokenizer(tokenizer, n_action_bins)
         self.action_prefix_id = tokenizer.convert_tokens_to_ids(ACTION_PREFIX_TOKEN)
         if self.action_prefix_id in (None, tokenizer.unk_token_id):
@@ -88,6 +185,10 @@ class OpenVLAProcessor:
             )
         if tokenizer("a").input_ids[:1] != [tokenizer.bos_token_id]:
             raise ValueError("tokenizer does not prepend BOS; load it with add_bos_token=True (OpenVLA's setting)")
+
+    def pixel_values(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Camera images uint8 `[V, H, W, 3]` -> `pixel_values [6V, S, S]` with this processor's normalisation."""
+        return images_to_pixel_values(images, self.image_size, self.normalization)
 
     def prompt_input_ids(self, instruction: str) -> list[int]:
         """BOS + the tokenised prompt ending at "Out:" (what OpenVLA's `predict_action` receives)."""
@@ -107,7 +208,7 @@ class OpenVLAProcessor:
             self.tokenizer.eos_token_id,
         )
         example = {
-            "pixel_values": images_to_pixel_values(sample["images"], self.image_size),
+            "pixel_values": self.pixel_values(sample["images"]),
             "input_ids": torch.tensor(input_ids, dtype=torch.long),
             "labels": torch.tensor(labels, dtype=torch.long),
             "actions": actions,
@@ -116,6 +217,11 @@ class OpenVLAProcessor:
         if sample.get("proprio") is not None:
             example["proprio"] = torch.as_tensor(np.asarray(sample["proprio"], dtype=np.float32))
         return example
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """The tokenizer files and `preprocessor_config.json` (the image normalisation the policy was trained with)."""
+        self.tokenizer.save_pretrained(str(directory))
+        self.normalization.save_pretrained(directory, self.image_size)
 
     def collator(self, max_length: int = DEFAULT_MAX_LENGTH) -> OpenVLACollator:
         return OpenVLACollator(pad_token_id=self.tokenizer.pad_token_id, max_length=max_length)

@@ -1,8 +1,9 @@
 """Size presets of the OpenVLA architecture: "tiny" (tests, CPU quickstart) and "7b" (OpenVLA-7B).
 
 The tiny model is the one of the golden parity run against the original OFT code (tests/fixtures): the real timm
-tower architectures with DINOv2 64-wide / SigLIP 48-wide, 3 blocks, 4 heads, and a 2-layer Llama with hidden 64. The vocabulary stays at
-OpenVLA's 32064, because action-token and prompt ids are fixed numbers; images stay 224 px (256 patches each).
+tower architectures with DINOv2 64-wide / SigLIP 48-wide, 3 blocks, 4 heads, and a 2-layer Llama with hidden 64.
+The vocabulary stays at OpenVLA's 32064, because action-token and prompt ids are fixed numbers; images stay 224 px
+(256 patches each).
 """
 
 from __future__ import annotations

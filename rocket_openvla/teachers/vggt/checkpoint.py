@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
+from rocket_openvla.errors import ConfigError, MissingInputError
 from rocket_openvla.state_dicts import MAX_LISTED_KEYS, format_keys, state_dict_problems
 from rocket_openvla.teachers.vggt.aggregator import VGGTAggregator
 from rocket_openvla.teachers.vggt.config import VGGT_1B, VGGTAggregatorConfig
@@ -26,7 +27,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """All tensors of a ``.safetensors`` file or a torch-saved state dict (``weights_only``, memory-mapped)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"VGGT checkpoint {path} does not exist; pass the path of facebook/VGGT-1B's model.pt "
             "(or a .safetensors export of its state dict)."
         )
@@ -35,7 +36,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     if not isinstance(state, Mapping) or not all(isinstance(value, Tensor) for value in state.values()):
         found = list(state)[:MAX_LISTED_KEYS] if isinstance(state, Mapping) else type(state).__name__
-        raise ValueError(
+        raise ConfigError(
             f"VGGT checkpoint {path} is not a plain state dict of tensors (found {found}); save "
             "`model.state_dict()` of the VGGT model, as the official model.pt is."
         )
@@ -64,10 +65,10 @@ def aggregator_weights(
     if unexpected:
         problems.append(f"unexpected keys: {format_keys(unexpected)}")
     if problems:
-        raise ValueError(
+        raise ConfigError(
             f"VGGT checkpoint {source or '<state dict>'} does not fit the aggregator {aggregator.config} with key "
-            f"prefix {prefix!r}: " + "; ".join(problems) + ". Pass the config the checkpoint was made with (VGGT_1B for "
-            "facebook/VGGT-1B model.pt), prefix='' for an aggregator-only export, or the right file."
+            f"prefix {prefix!r}: " + "; ".join(problems) + ". Pass the config the checkpoint was made with "
+            "(VGGT_1B for facebook/VGGT-1B model.pt), prefix='' for an aggregator-only export, or the right file."
         )
     return weights
 

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from rocket_openvla.align import resolve_layers
 from rocket_openvla.teachers.base import FrozenTeacher, TeacherPooling
-from rocket_openvla.teachers.preprocessing import InputFormat
+from rocket_openvla.teachers.preprocessing import InputFormat, PixelNormalization
 from rocket_openvla.teachers.vggt.aggregator import VGGTAggregator
 from rocket_openvla.teachers.vggt.checkpoint import AGGREGATOR_PREFIX, load_aggregator
 from rocket_openvla.teachers.vggt.config import VGGT_1B, VGGT_TINY, VGGTAggregatorConfig
@@ -25,6 +25,8 @@ class VGGTTeacher(FrozenTeacher):
         grid: the student's per-camera token grid, 16x16 for OpenVLA.
         num_cameras: cameras per sample = VGGT frames per sequence.
         input_format: ``"openvla"``, ``"pm1"`` or ``"unit"`` (see ``rocket_openvla.teachers.preprocessing``).
+        pixel_normalization: ``(mean, std)`` the student applied to the DINOv2 half of ``pixel_values``
+            (``"openvla"`` only), e.g. ``OpenVLAProcessor.normalization.means[0], .stds[0]``.
         pooling: resampling of teacher patch tokens to ``grid``.
         image_size: teacher input width in pixels (VGGT "crop" resize); default the config's ``img_size``.
     """
@@ -35,7 +37,8 @@ class VGGTTeacher(FrozenTeacher):
         layers: Sequence[int],
         grid: tuple[int, int] = (16, 16),
         num_cameras: int = 1,
-        input_format: InputFormat = "openvla",
+        input_format: InputFormat = "unit",
+        pixel_normalization: PixelNormalization | None = None,
         pooling: TeacherPooling = TeacherPooling(),
         image_size: int | None = None,
     ) -> None:
@@ -47,6 +50,7 @@ class VGGTTeacher(FrozenTeacher):
             grid=grid,
             num_cameras=num_cameras,
             input_format=input_format,
+            pixel_normalization=pixel_normalization,
             pooling=pooling,
             image_size=config.img_size if image_size is None else image_size,
             patch_size=config.patch_size,

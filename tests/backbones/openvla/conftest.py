@@ -1,18 +1,20 @@
-"""The golden OpenVLA-OFT run (`shared/reference/golden/openvla-oft-tiny`, made with the original code) as fixtures."""
+"""The golden OpenVLA-OFT run (`tests/fixtures/openvla-oft-tiny`, made with the original code) as fixtures."""
 
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from rocket_openvla.backbones.openvla.configuration_openvla import OpenVLAConfig
+from rocket_openvla.backbones.openvla.configuration_openvla import OpenVLAConfig, PolicySpec
 from rocket_openvla.backbones.openvla.modeling_openvla import OpenVLAModel
-from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy, PolicySpec
+from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy
 from rocket_openvla.normalization import parse_dataset_statistics
+from tests.fixtures import OPENVLA_OFT_TINY
 
-GOLDEN_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "golden" / "openvla-oft-tiny"
+GOLDEN_DIR = OPENVLA_OFT_TINY
 
 
 def golden_config_dict() -> dict:
@@ -31,10 +33,36 @@ def strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch
     return {name.removeprefix(prefix): t for name, t in state.items() if name.startswith(prefix)}
 
 
+def load_embedding_table(path: Path) -> tuple[str, torch.Tensor]:
+    """Rebuild the full token-embedding table from the stored rows (`ids`, `rows`); rows never used are zero.
+
+    Returns:
+        `(state-dict key, [num_embeddings, dim] table)`.
+    """
+    with safe_open(path, "pt") as handle:
+        metadata = handle.metadata()
+        ids, rows = handle.get_tensor("ids"), handle.get_tensor("rows")
+    table = rows.new_zeros(int(metadata["num_embeddings"]), rows.shape[1])
+    table[ids] = rows
+    return metadata["key"], table
+
+
+def load_golden_weights() -> dict[str, torch.Tensor]:
+    """The golden weights with the token-embedding table put back (only the rows the golden data uses are stored)."""
+    weights = load_file(GOLDEN_DIR / "weights.safetensors")
+    key, table = load_embedding_table(GOLDEN_DIR / "embed_tokens.safetensors")
+    weights[key] = table
+    return weights
+
+
 @pytest.fixture(scope="session")
 def golden() -> dict[str, dict[str, torch.Tensor]]:
-    """`{"weights", "inputs", "outputs"}` tensors of the golden run."""
-    return {name: load_file(GOLDEN_DIR / f"{name}.safetensors") for name in ("weights", "inputs", "outputs")}
+    """`{"weights", "inputs", "outputs"}` tensors of the golden run (outputs: text logits at a few positions only)."""
+    return {
+        "weights": load_golden_weights(),
+        "inputs": load_file(GOLDEN_DIR / "inputs.safetensors"),
+        "outputs": load_file(GOLDEN_DIR / "outputs.safetensors"),
+    }
 
 
 def build_golden_policy(golden, action_head: str = "l1", **config_overrides) -> OpenVLAPolicy:

@@ -1,15 +1,19 @@
 """OpenVLAAdapter: capture equals `output_hidden_states`, token layout, LoRA placement, save -> rebuild."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
-from rocket_openvla.backbones.openvla.adapter import OpenVLABackboneConfig
+from rocket_openvla.backbones.openvla.backbone_config import OpenVLABackboneConfig
+from rocket_openvla.backbones.openvla.configuration_openvla import PolicySpec
+from rocket_openvla.backbones.openvla.processing_openvla import PREPROCESSOR_CONFIG_NAME, ImageNormalization
 from rocket_openvla.capture import ResidualCapture
+from tests.fixtures import OPENVLA_OFT_TINY
 
-GOLDEN_CONFIG = Path(__file__).resolve().parents[3].parent / "shared/reference/golden/openvla-oft-tiny/config.json"
+from .helpers import reference_hidden_states
+
+GOLDEN_CONFIG = OPENVLA_OFT_TINY / "config.json"
 
 
 @pytest.fixture
@@ -18,16 +22,6 @@ def adapter(golden):
     adapter = OpenVLABackboneConfig().build()
     adapter.policy.load_state_dict(golden["weights"], strict=True)
     return adapter
-
-
-def reference_hidden_states(adapter, batch):
-    """`output_hidden_states=True` on the VLA, with the inputs the policy builds (proprio token, zeroed actions)."""
-    policy = adapter.policy
-    return policy.vla(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=batch["pixel_values"],
-        labels=batch["labels"], extra_tokens=policy.proprio_projector(batch["proprio"]).unsqueeze(1),
-        output_hidden_states=True, compute_logits=False,
-    )
 
 
 @pytest.mark.parametrize("with_lora", [False, True])
@@ -61,7 +55,7 @@ def test_image_tokens_then_proprio_token(adapter, golden):
 
 
 def test_one_camera_config(golden):
-    adapter = OpenVLABackboneConfig(num_images=1).build()
+    adapter = OpenVLABackboneConfig(policy=PolicySpec(num_images=1)).build()
     assert adapter.image_token_span() == (1, 256)
     with pytest.raises(ValueError, match="carry 2 camera images"):
         adapter.policy(golden["inputs"])
@@ -136,5 +130,22 @@ def test_dataset_statistics_are_attached_saved_and_used(adapter, golden, tmp_pat
     assert list(json.loads((tmp_path / "dataset_statistics.json").read_text())) == ["libero_goal_no_noops"]
     inputs = golden["inputs"]
     predicted = adapter.policy.eval().predict_action(inputs["input_ids"][:1, :11], inputs["attention_mask"][:1, :11],
-                                                     inputs["pixel_values"][:1], inputs["proprio"][:1])
+                                                     inputs["pixel_values"][:1],
+                                                     normalized_proprio=inputs["proprio"][:1])
     torch.testing.assert_close(predicted.actions[0], golden["outputs"]["predict_action.l1.actions"], atol=1e-5, rtol=0)
+
+
+def test_image_normalisation_comes_from_the_checkpoint_and_is_saved_with_the_policy(adapter, tmp_path):
+    adapter.policy.vla.save_pretrained(tmp_path / "base")
+    adapter.processor.tokenizer.save_pretrained(str(tmp_path / "base"))
+    assert adapter.processor.normalization == ImageNormalization()  # no file: openvla-7b's published values
+    assert ImageNormalization.from_pretrained(tmp_path / "base") is None
+    custom = ImageNormalization(((0.4, 0.5, 0.6), (0.1, 0.2, 0.3)), ((0.2, 0.25, 0.3), (0.6, 0.7, 0.8)))
+    custom.save_pretrained(tmp_path / "base")
+
+    rebuilt = OpenVLABackboneConfig(pretrained=str(tmp_path / "base")).build()
+    assert rebuilt.processor.normalization == custom
+    assert rebuilt.pixel_normalization == (custom.means[0], custom.stds[0])  # what the teacher inverts
+    rebuilt.save_pretrained(tmp_path / "policy")
+    assert ImageNormalization.from_pretrained(tmp_path / "policy") == custom
+    assert json.loads((tmp_path / "policy" / PREPROCESSOR_CONFIG_NAME).read_text())["stds"][1] == [0.6, 0.7, 0.8]

@@ -8,11 +8,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from rocket_openvla.backbones.openvla.checkpoint import INDEX_NAME, find_component_file
+from rocket_openvla.backbones.openvla.configuration_openvla import PolicySpec
 from rocket_openvla.backbones.openvla.modeling_openvla import OpenVLAModel
-from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy, PolicySpec
+from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy
 from rocket_openvla.backbones.openvla.tiny import openvla_7b_config
+from tests.fixtures import OPENVLA_7B_KEYS
 
-KEY_TABLE = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "openvla-7b-keys.tsv"
+KEY_TABLE = OPENVLA_7B_KEYS
 
 
 def read_key_table() -> dict[str, tuple[int, ...]]:
@@ -83,7 +85,8 @@ def edit_weights(directory: Path, edit) -> None:
         (lambda s: s.pop("projector.fc2.bias"), r"missing keys: 1 \(projector.fc2.bias\)"),
         (lambda s: s.update({"vla.projector.fc2.bias": s["projector.fc2.bias"].clone()}),
          r"unexpected keys: 1 \(vla.projector.fc2.bias\)"),
-        (lambda s: s.update({"projector.fc2.bias": torch.zeros(3)}), r"shape mismatches: 1 \(projector.fc2.bias: checkpoint \(3,\) vs model \(64,\)\)"),
+        (lambda s: s.update({"projector.fc2.bias": torch.zeros(3)}),
+         r"shape mismatches: 1 \(projector.fc2.bias: checkpoint \(3,\) vs model \(64,\)\)"),
     ],
 )
 def test_mismatched_keys_are_named(published_checkpoint, edit, message):

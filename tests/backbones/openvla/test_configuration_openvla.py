@@ -1,14 +1,14 @@
 """OpenVLAConfig reads the published config.json layout, spells out Llama-2-7B, and rejects other backbones."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from rocket_openvla.backbones.openvla.configuration_openvla import OpenVLAConfig
 from rocket_openvla.backbones.openvla.tiny import openvla_7b_config, tiny_openvla_config
+from tests.fixtures import OPENVLA_OFT_TINY
 
-GOLDEN_CONFIG = Path(__file__).resolve().parents[3].parent / "shared/reference/golden/openvla-oft-tiny/config.json"
+GOLDEN_CONFIG = OPENVLA_OFT_TINY / "config.json"
 
 
 def published_config() -> dict:

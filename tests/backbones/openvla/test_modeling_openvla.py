@@ -10,6 +10,11 @@ NUM_IMAGES, NUM_PATCHES = 2, 256
 PROPRIO_POSITION = 1 + NUM_IMAGES * NUM_PATCHES  # 513
 
 
+def at_positions(logits: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """`[B, L, V]` logits -> `[B, P, V]` at the per-sample positions `[B, P]`."""
+    return torch.gather(logits, 1, positions[..., None].expand(-1, -1, logits.shape[-1]))
+
+
 def golden_forward(policy, inputs, **kwargs):
     proprio_token = policy.proprio_projector(inputs["proprio"]).unsqueeze(1)
     return policy.vla(
@@ -36,7 +41,13 @@ def test_projector_features_logits_and_loss_match_original(golden, golden_output
     expected = golden["outputs"]
     torch.testing.assert_close(golden_output.projector_features, expected["projector_features"],
                                atol=ATOL, rtol=0)
-    torch.testing.assert_close(golden_output.logits[:, PROPRIO_POSITION:], expected["logits_text"],
+    # The fixture keeps the text logits at 4 positions per sample (BOS, the prompt's last token, the first action
+    # token, the last position) for 511 vocabulary ids (all action tokens and a spread of others); the loss below
+    # covers every labelled position over the whole vocabulary.
+    positions, vocab_ids = expected["logits_text.positions"], expected["logits_text.vocab_ids"]
+    text_logits = golden_output.logits[:, PROPRIO_POSITION:]
+    assert text_logits.shape == (2, 68, 32064)
+    torch.testing.assert_close(at_positions(text_logits, positions)[..., vocab_ids], expected["logits_text"],
                                atol=ATOL, rtol=0)
     torch.testing.assert_close(golden_output.loss.reshape(1), expected["loss"], atol=ATOL, rtol=0)
 

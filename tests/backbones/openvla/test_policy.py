@@ -1,5 +1,6 @@
 """OpenVLAPolicy: OFT's training loss and predict_action (golden parity), run directories, bad inputs."""
 
+import dataclasses
 import json
 
 import pytest
@@ -7,15 +8,18 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from rocket_openvla.backbones.openvla.adapter import lora_target_modules
-from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy, PolicySpec
+from rocket_openvla.backbones.openvla.configuration_openvla import PolicySpec
+from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy
+from rocket_openvla.normalization import FeatureStatistics
 
 ATOL = 1e-5  # fp32 CPU, as the golden README suggests
 PROMPT_LENGTH = 11  # BOS + prompt + "▁" of golden sample 0 (its actions start at position 11)
 
 
 def prompt_of_sample_0(inputs, length=PROMPT_LENGTH):
+    """Sample 0's prompt; its state is given normalised, as the original code takes it."""
     return dict(input_ids=inputs["input_ids"][:1, :length], attention_mask=inputs["attention_mask"][:1, :length],
-                pixel_values=inputs["pixel_values"][:1], proprio=inputs["proprio"][:1])
+                pixel_values=inputs["pixel_values"][:1], normalized_proprio=inputs["proprio"][:1])
 
 
 def test_training_loss_matches_original_l1(golden, golden_policy):
@@ -67,13 +71,38 @@ def test_batched_prompts_of_different_lengths_predict_like_single_ones(golden, g
     batch = dict(
         input_ids=torch.cat([short["input_ids"], torch.cat([long_ids, torch.zeros(1, 3, dtype=torch.long)], 1)]),
         attention_mask=torch.tensor([[1] * 11, [1] * 8 + [0] * 3]),
-        pixel_values=inputs["pixel_values"], proprio=inputs["proprio"],
+        pixel_values=inputs["pixel_values"], normalized_proprio=inputs["proprio"],
     )
     batched = golden_policy.predict_action(**batch).actions
     single = golden_policy.predict_action(long_ids, torch.ones_like(long_ids), inputs["pixel_values"][1:],
-                                          inputs["proprio"][1:]).actions
+                                          normalized_proprio=inputs["proprio"][1:]).actions
     torch.testing.assert_close(batched[0], golden_policy.predict_action(**short).actions[0], atol=ATOL, rtol=0)
     torch.testing.assert_close(batched[1], single[0], atol=ATOL, rtol=0)
+
+
+def test_predict_action_normalises_a_raw_state_with_the_dataset_statistics(golden, make_golden_policy):
+    policy = make_golden_policy()
+    # The golden statistics hold a constant (all-zero) state; give the state a real range to normalise over.
+    state = FeatureStatistics.from_values(torch.linspace(-3, 5, 101)[:, None].repeat(1, 8).numpy())
+    policy.statistics["tiny_dataset"] = dataclasses.replace(policy.statistics["tiny_dataset"], proprio=state)
+    normalized = golden["inputs"]["proprio"][:1].clamp(-1, 1)
+    raw = state.unnormalize(normalized)
+    prompt = prompt_of_sample_0(golden["inputs"])
+    from_raw = policy.predict_action(**{**prompt, "normalized_proprio": None}, proprio=raw)
+    expected = policy.predict_action(**{**prompt, "normalized_proprio": normalized})
+    torch.testing.assert_close(from_raw.actions, expected.actions, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="either proprio .* or normalized_proprio"):
+        policy.predict_action(**prompt, proprio=raw)
+
+
+def test_predict_action_runs_in_eval_mode_and_restores_the_mode(golden, make_golden_policy):
+    policy = make_golden_policy().train()
+    seen = []
+    policy.vla.language_model.model.layers[0].register_forward_pre_hook(
+        lambda module, args: seen.append(module.training)
+    )
+    policy.predict_action(**prompt_of_sample_0(golden["inputs"]))
+    assert seen == [False] and policy.training and all(module.training for module in policy.modules())
 
 
 def test_several_datasets_need_an_unnorm_key(golden, make_golden_policy):
@@ -170,13 +199,17 @@ def test_diffusion_head_trains_and_samples(golden, make_golden_policy):
     assert (first.normalized_actions.abs() <= 1).all()  # DDIM clips its clean-sample estimate to [-1, 1]
 
 
-def test_policy_spec_rejects_unknown_heads():
-    with pytest.raises(ValueError, match="action_head='mse'"):
-        PolicySpec(action_head="mse")
+def test_bfloat16_keeps_the_state_projectors_in_float32_as_oft(golden, make_golden_policy):
+    policy = make_golden_policy(action_head="diffusion").set_dtype(torch.bfloat16)
+    dtypes = {name: {p.dtype for p in module.parameters()} for name, module in policy.named_children()}
+    assert dtypes == {"vla": {torch.bfloat16}, "action_head": {torch.bfloat16},
+                      "proprio_projector": {torch.float32}, "noisy_action_projector": {torch.float32}}
+    with torch.no_grad():
+        assert torch.isfinite(policy.train()(golden["inputs"]).loss)
 
 
 def test_bfloat16_policy_takes_float32_batches(golden, make_golden_policy):
-    policy = make_golden_policy().to(torch.bfloat16)
+    policy = make_golden_policy().set_dtype(torch.bfloat16)
     with torch.no_grad():
         loss = policy(golden["inputs"]).loss
     predicted = policy.predict_action(**prompt_of_sample_0(golden["inputs"]))

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -5,22 +7,26 @@ import torchvision.transforms.functional as TVF
 from PIL import Image
 
 from rocket_openvla.backbones.openvla.processing_openvla import (
-    DINOV2_MEAN,
-    DINOV2_STD,
+    PREPROCESSOR_CONFIG_NAME,
+    PUBLISHED_DINOV2_MEAN,
+    PUBLISHED_DINOV2_STD,
     SIGLIP_MEAN,
     SIGLIP_STD,
+    ImageNormalization,
     OpenVLACollator,
     OpenVLAProcessor,
     images_to_pixel_values,
 )
 from rocket_openvla.backbones.openvla.prompting import IGNORE_INDEX, build_prompt
 from rocket_openvla.backbones.openvla.tiny_tokenizer import build_tiny_tokenizer
+from rocket_openvla.errors import ConfigError
 from rocket_openvla.teachers.preprocessing import to_unit_images
 
 
-def pixel_values_to_rgb(pixel_values: torch.Tensor) -> torch.Tensor:
+def pixel_values_to_rgb(pixel_values: torch.Tensor, normalization=ImageNormalization()) -> torch.Tensor:
     """`[B, 6V, H, W]` -> `[B, V, 3, H, W]` in [0, 1]: the teacher's inversion of the DINOv2 half."""
-    return to_unit_images(pixel_values, "openvla", num_cameras=pixel_values.shape[1] // 6)
+    return to_unit_images(pixel_values, "openvla", num_cameras=pixel_values.shape[1] // 6,
+                          pixel_normalization=(normalization.means[0], normalization.stds[0]))
 
 CHUNK, ACTION_DIM, PROPRIO_DIM = 8, 7, 8
 
@@ -47,11 +53,13 @@ def raw_sample(instruction: str, seed: int = 0, with_proprio: bool = True) -> di
     return sample
 
 
-def prismatic_transform(image: np.ndarray) -> torch.Tensor:
+def prismatic_transform(
+    image: np.ndarray, dino_mean=PUBLISHED_DINOV2_MEAN, dino_std=PUBLISHED_DINOV2_STD
+) -> torch.Tensor:
     """Prismatic's `apply_transform` (resize-naive dinosiglip): PIL bicubic resize, to_tensor, two normalisations."""
     pil = TVF.resize(Image.fromarray(image), [224, 224], interpolation=TVF.InterpolationMode.BICUBIC, antialias=True)
     tensor = TVF.to_tensor(pil)
-    return torch.cat([TVF.normalize(tensor, DINOV2_MEAN, DINOV2_STD), TVF.normalize(tensor, SIGLIP_MEAN, SIGLIP_STD)])
+    return torch.cat([TVF.normalize(tensor, dino_mean, dino_std), TVF.normalize(tensor, SIGLIP_MEAN, SIGLIP_STD)])
 
 
 def test_pixel_values_equal_prismatic_transform_per_camera_in_order():
@@ -60,6 +68,45 @@ def test_pixel_values_equal_prismatic_transform_per_camera_in_order():
     expected = torch.cat([prismatic_transform(image) for image in images])  # primary [0:6], wrist [6:12]
     assert pixel_values.shape == (12, 224, 224) and pixel_values.dtype == torch.float32
     torch.testing.assert_close(pixel_values, expected, atol=0, rtol=0)
+
+
+def test_default_normalisation_is_the_published_openvla_7b_one():
+    """openvla-7b's preprocessor_config.json: ImageNet constants rounded to bfloat16 for DINOv2, 0.5 for SigLIP."""
+    normalization = ImageNormalization()
+    imagenet_mean, imagenet_std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    assert torch.equal(torch.tensor(normalization.means[0]), imagenet_mean.bfloat16().float())
+    assert torch.equal(torch.tensor(normalization.stds[0]), imagenet_std.bfloat16().float())
+    assert normalization.means[1] == normalization.stds[1] == (0.5, 0.5, 0.5)
+
+
+def test_preprocessor_config_round_trip_and_precedence(tmp_path):
+    custom = ImageNormalization(((0.4, 0.5, 0.6), (0.1, 0.2, 0.3)), ((0.2, 0.25, 0.3), (0.6, 0.7, 0.8)))
+    custom.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / PREPROCESSOR_CONFIG_NAME).read_text())
+    assert saved["means"] == [[0.4, 0.5, 0.6], [0.1, 0.2, 0.3]] and "auto_map" not in saved
+    assert ImageNormalization.from_pretrained(tmp_path) == custom
+    assert ImageNormalization.from_pretrained(tmp_path / "missing") is None
+    # OpenVLA's image processor applies `tvf_normalize_params` when the file has them, over `means` / `stds`.
+    applied = {**saved, "tvf_normalize_params": [{"mean": [0.5] * 3, "std": [0.5] * 3, "inplace": False}] * 2}
+    assert ImageNormalization.from_preprocessor_config(applied).means == ((0.5,) * 3, (0.5,) * 3)
+    only_means = {key: value for key, value in saved.items() if key != "tvf_normalize_params"}
+    assert ImageNormalization.from_preprocessor_config(only_means) == custom
+    with pytest.raises(ConfigError, match="2"):
+        ImageNormalization.from_preprocessor_config({"means": [[0.5] * 3], "stds": [[0.5] * 3]})
+
+
+def test_processor_applies_and_saves_its_normalisation(processor, tmp_path):
+    custom = ImageNormalization(((0.4, 0.5, 0.6), (0.1, 0.2, 0.3)), ((0.2, 0.25, 0.3), (0.6, 0.7, 0.8)))
+    images = random_images(2, seed=4)
+    pixel_values = images_to_pixel_values(images, normalization=custom)
+    expected = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    for tower in range(2):
+        mean, std = torch.tensor(custom.means[tower]).view(3, 1, 1), torch.tensor(custom.stds[tower]).view(3, 1, 1)
+        half = pixel_values.unflatten(0, (2, 6))[:, 3 * tower:3 * tower + 3]
+        torch.testing.assert_close(half * std + mean, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(pixel_values_to_rgb(pixel_values[None], custom)[0], expected, atol=1e-6, rtol=0)
+    OpenVLAProcessor(processor.tokenizer, normalization=custom).save_pretrained(tmp_path)
+    assert ImageNormalization.from_pretrained(tmp_path) == custom and (tmp_path / "tokenizer.json").is_file()
 
 
 def test_resize_follows_pil_bicubic_for_other_sizes():

@@ -1,7 +1,6 @@
 """OFT's `predict_action` un-normalisation on the golden run: L1 head output and discrete decoding."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -9,8 +8,9 @@ import torch
 from rocket_openvla.backbones.openvla.action_heads import L1RegressionActionHead
 from rocket_openvla.backbones.openvla.action_tokenizer import ActionTokenizer
 from rocket_openvla.normalization import parse_dataset_statistics, select_unnorm_key
+from tests.fixtures import OPENVLA_OFT_TINY
 
-GOLDEN_CONFIG = Path(__file__).resolve().parents[3].parent / "shared/reference/golden/openvla-oft-tiny/config.json"
+GOLDEN_CONFIG = OPENVLA_OFT_TINY / "config.json"
 
 
 @torch.no_grad()

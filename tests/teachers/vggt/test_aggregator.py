@@ -9,10 +9,11 @@ import torch
 from safetensors.torch import load_file
 
 from rocket_openvla.teachers.vggt import VGGT_1B, VGGTAggregator
+from tests.fixtures import VGGT_1B_AGGREGATOR_KEYS
 
-from ..helpers import REPO_ROOT, TINY
+from ..helpers import TINY
 
-KEY_TABLE = REPO_ROOT.parent / "shared" / "reference" / "vggt-1b-aggregator-keys.tsv"
+KEY_TABLE = VGGT_1B_AGGREGATOR_KEYS
 
 
 @pytest.mark.parametrize("name", ["images_518", "images_378x518"])
@@ -24,13 +25,20 @@ def test_reproduces_original_block_outputs(golden_vggt_dir, name):
     images = load_file(golden_vggt_dir / "inputs.safetensors")[name]
     expected = load_file(golden_vggt_dir / "outputs.safetensors")
 
+    # The fixture keeps every frame's 5 special tokens and every k-th patch token (indices stored alongside).
+    tokens = expected[f"{name}.token_indices"]
+
     with torch.no_grad():
         outputs, patch_start_idx = aggregator(images)
 
     assert patch_start_idx == expected[f"{name}.patch_start_idx"].item()
+    assert tokens[:patch_start_idx].tolist() == list(range(patch_start_idx))
     assert len(outputs) == config["depth"]
+    height, width = images.shape[-2:]
+    num_tokens = patch_start_idx + (height // config["patch_size"]) * (width // config["patch_size"])
     for block, output in enumerate(outputs):
-        torch.testing.assert_close(output, expected[f"{name}.block{block}"], atol=1e-5, rtol=0)
+        assert output.shape == (*images.shape[:2], num_tokens, 2 * config["embed_dim"])
+        torch.testing.assert_close(output[:, :, tokens], expected[f"{name}.block{block}"], atol=1e-5, rtol=0)
 
 
 def test_1b_config_matches_official_key_table_on_meta_device():

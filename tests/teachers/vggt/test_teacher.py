@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from rocket_openvla.align import pool_teacher_tokens
 from rocket_openvla.teachers import VGGT_TINY, Teacher, TeacherPooling, VGGTTeacher
 
-from ..helpers import TINY, openvla_pixel_values
+from ..helpers import OPENVLA, OPENVLA_NORMALIZATION, TINY, openvla_pixel_values
 
 
 def _manual_targets(aggregator, images_unit, layers, grid, pooling):
@@ -32,7 +32,7 @@ def _manual_targets(aggregator, images_unit, layers, grid, pooling):
 def test_targets_follow_the_documented_pipeline(tiny_aggregator, pooling):
     aggregator = tiny_aggregator()
     images = torch.rand(2, 2, 3, 28, 28)
-    teacher = VGGTTeacher(aggregator, layers=[-1, 0], grid=(2, 2), num_cameras=2, pooling=pooling)
+    teacher = VGGTTeacher(aggregator, layers=[-1, 0], grid=(2, 2), num_cameras=2, pooling=pooling, **OPENVLA)
 
     targets = teacher(openvla_pixel_values(images))
 
@@ -47,7 +47,8 @@ def test_all_input_formats_give_the_same_targets(tiny_aggregator):
     aggregator = tiny_aggregator()
     images = torch.rand(1, 3, 3, 28, 28)
     targets = {
-        input_format: VGGTTeacher(aggregator, [1], grid=(2, 2), num_cameras=3, input_format=input_format)(pixels)[0]
+        input_format: VGGTTeacher(aggregator, [1], grid=(2, 2), num_cameras=3, input_format=input_format,
+                                  pixel_normalization=OPENVLA_NORMALIZATION)(pixels)[0]
         for input_format, pixels in [
             ("openvla", openvla_pixel_values(images)),
             ("pm1", images * 2 - 1),
@@ -113,6 +114,7 @@ def test_minus_one_to_one_images_declared_unit_fail_on_first_call(tiny_aggregato
         (dict(layers=[0], num_cameras=0), "num_cameras=0"),
         (dict(layers=[0], image_size=50), "image_size=50 is not a multiple"),
         (dict(layers=[0], input_format="bgr"), "input_format='bgr' is not supported"),
+        (dict(layers=[0], input_format="openvla"), "needs pixel_normalization=\\(mean, std\\)"),
     ],
 )
 def test_bad_teacher_settings_are_rejected(tiny_aggregator, kwargs, message):
@@ -121,13 +123,13 @@ def test_bad_teacher_settings_are_rejected(tiny_aggregator, kwargs, message):
 
 
 def test_wrong_camera_count_is_rejected(tiny_aggregator):
-    teacher = VGGTTeacher(tiny_aggregator(), [0], grid=(3, 3), num_cameras=2)
+    teacher = VGGTTeacher(tiny_aggregator(), [0], grid=(3, 3), num_cameras=2, **OPENVLA)
     with pytest.raises(ValueError, match="num_cameras=2"):
         teacher(torch.zeros(1, 6, 28, 28))
 
 
 def test_tiny_preset_serves_an_openvla_batch_on_the_student_grid():
-    teacher = VGGTTeacher.random([1, -1], grid=(16, 16), num_cameras=2)  # VGGT_TINY: 224 px, 16x16 patches
+    teacher = VGGTTeacher.random([1, -1], grid=(16, 16), num_cameras=2, **OPENVLA)  # VGGT_TINY: 224 px, 16x16
     targets = teacher(openvla_pixel_values(torch.rand(1, 2, 3, 224, 224)))
     assert [tuple(t.shape) for t in targets] == [(1, 2 * 256, teacher.feature_dim)] * 2
     assert teacher.layers == [1, VGGT_TINY.depth - 1]

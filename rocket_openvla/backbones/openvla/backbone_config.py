@@ -1,0 +1,56 @@
+"""`OpenVLABackboneConfig`: the registered `--backbone.type openvla` config. Parsing it imports no model code;
+`build()` does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rocket_openvla.backbones.openvla.configuration_openvla import ATTN_IMPLEMENTATIONS, PolicySpec
+from rocket_openvla.backbones.openvla.tiny import SIZE_PRESETS
+from rocket_openvla.backbones.registry import BackboneConfig
+from rocket_openvla.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rocket_openvla.backbones.openvla.adapter import OpenVLAAdapter
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@BackboneConfig.register_subclass("openvla")
+@dataclass
+class OpenVLABackboneConfig(BackboneConfig):
+    """Native OpenVLA / OpenVLA-OFT (`--backbone.type openvla`). Defaults: OFT's LIBERO recipe on the tiny model."""
+
+    # Checkpoint directory (openvla/openvla-7b's layout, an OFT run directory or one of ours); null: random model.
+    pretrained: str | None = None
+    # Base VLA of a `pretrained` run directory that holds only `lora_adapter/`; null: the adapter's recorded base.
+    base: str | None = None
+    # Architecture of the random model when `pretrained` is null: "tiny" (tests, quickstart) or "7b".
+    size: str = "tiny"
+    # Heads and inputs of the policy: cameras, proprio, action head, chunk (saved as policy_config.json).
+    policy: PolicySpec = field(default_factory=PolicySpec)
+    # Attention kernel of the LLM: "sdpa", "eager", "flash_attention_2" or "flex_attention".
+    attn_implementation: str = "sdpa"
+    # OFT's parallel decoding (every token sees every token); false keeps the LLM causal (original OpenVLA).
+    bidirectional_attention: bool = True
+    # Weight dtype: "bfloat16" (7B on GPU; heads as OFT, see OpenVLAPolicy.set_dtype), "float32", or null (as stored).
+    dtype: str | None = None
+    # Seed of the random initialisation of new weights (heads, or the whole random model).
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.size not in SIZE_PRESETS:
+            raise ConfigError(f"backbone.size={self.size!r}; choose one of {sorted(SIZE_PRESETS)}")
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise ConfigError(f"backbone.dtype={self.dtype!r}; choose one of {DTYPES} or null (keep the checkpoint's)")
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise ConfigError(
+                f"backbone.attn_implementation={self.attn_implementation!r}; choose one of {ATTN_IMPLEMENTATIONS}"
+            )
+
+    def build(self) -> OpenVLAAdapter:
+        from rocket_openvla.backbones.openvla.adapter import build_openvla_adapter
+
+        self.validate()
+        return build_openvla_adapter(self)
