@@ -42,6 +42,8 @@ def main(result_path: str) -> None:
             "param_change": moved,
             "loss_diff_across_ranks": (all_losses[0] - all_losses[1]).abs().max().item(),
         }, open(result_path, "w"))
+    del model  # the DDP reducer must not outlive the process group (gloo aborts at exit otherwise)
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -31,6 +31,8 @@ def main() -> None:
                               for name in names}),
             "run_dir": str(trainer.run_dir),
         }, open(result_path, "w"))
+    del trainer  # the DDP reducer must not outlive the process group (gloo aborts at exit otherwise)
+    dist.barrier()
     dist.destroy_process_group()
 
 
