@@ -18,3 +18,9 @@ class ConfigError(UserError, ValueError):
 
 class MissingInputError(UserError, FileNotFoundError):
     """A file or directory the config points to does not exist or is not what it should be."""
+
+
+def check_choice(field: str, value: object, choices: tuple, fix: str = "") -> None:
+    """Raise `ConfigError` (`<field>=<value>; choose one of <choices>`) unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ConfigError(f"{field}={value!r}; choose one of {choices}{fix}")

@@ -147,6 +147,15 @@ class DatasetStatistics:
     num_transitions: int | None = None
     num_trajectories: int | None = None
 
+    def normalize_proprio(self, state: torch.Tensor, kind: NormalizationType, name: str = "dataset") -> torch.Tensor:
+        """A raw robot state `[..., D]` -> normalised float32, as the data pipeline normalised it for training."""
+        if self.proprio is None:
+            raise ConfigError(
+                f"the statistics of {name!r} have no proprio entry, so a raw robot state cannot be normalised; use "
+                "the run's dataset_statistics.json (it has one when the data has states)"
+            )
+        return self.proprio.normalize(state.float(), kind).float()
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "dataset") -> DatasetStatistics:
         if "action" not in data:

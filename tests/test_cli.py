@@ -51,12 +51,13 @@ def option_help(help_text: str, option: str) -> str:
 
 
 def test_help_describes_every_field_with_its_default(help_text):
-    from rocket_openvla.backbones.openvla.backbone_config import OpenVLABackboneConfig
-    from rocket_openvla.teachers.registry import VGGTCheckpointConfig
+    from rocket_openvla.backbones import BackboneConfig
+    from rocket_openvla.teachers.registry import TeacherConfig
 
     options = leaf_options(FinetuneConfig)
-    options.update({f"--backbone.{k[2:]}": v for k, v in leaf_options(OpenVLABackboneConfig).items()})
-    options.update({f"--teacher.{k[2:]}": v for k, v in leaf_options(VGGTCheckpointConfig).items()})
+    for section, registry in (("backbone", BackboneConfig), ("teacher", TeacherConfig)):
+        for choice in registry.get_known_choices().values():
+            options.update({f"--{section}.{k[2:]}": v for k, v in leaf_options(choice).items()})
     for option in options:
         if option in ("--backbone", "--teacher"):
             continue
@@ -65,7 +66,7 @@ def test_help_describes_every_field_with_its_default(help_text):
         assert "(default:" in text and len(description) > 10, f"{option}: {text!r}"
     assert "[2,4,6,8,10,12,14,16,18,31]" in option_help(help_text, "--rocket.student_layers")
     assert "e.g. [0.9,0.999]" in option_help(help_text, "--optim.betas")
-    assert "{openvla}" in help_text and "{vggt,vggt_random,hf}" in help_text
+    assert "{openvla,pi0}" in help_text and "{vggt,vggt_random,hf}" in help_text
 
 
 def test_help_and_validation_import_no_model_code():

@@ -7,13 +7,13 @@ from rocket_openvla.align.config import RocketConfig
 from rocket_openvla.align.layers import resolve_layers
 from rocket_openvla.align.objective import RocketObjective, RocketOutput
 from rocket_openvla.align.pooling import pool_teacher_tokens
-from rocket_openvla.align.tokens import select_image_tokens
+from rocket_openvla.align.tokens import gather_tokens
 
 __all__ = [
     "RocketConfig",
     "RocketObjective",
     "RocketOutput",
+    "gather_tokens",
     "pool_teacher_tokens",
     "resolve_layers",
-    "select_image_tokens",
 ]

@@ -8,15 +8,20 @@ imports it, so parsing and validating a config stays fast.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import draccus
 
 if TYPE_CHECKING:
     from rocket_openvla.backbones.base import BackboneAdapter
 
+from rocket_openvla.errors import ConfigError
+
+SpecT = TypeVar("SpecT")
 DEFAULT_BACKBONE = "openvla"
+WEIGHT_DTYPES = ("float32", "bfloat16", "float16")  # `backbone.dtype` names (null: as the checkpoint stores them)
 
 
 @dataclass
@@ -43,3 +48,12 @@ class BackboneConfig(draccus.ChoiceRegistry, abc.ABC):
 def available_backbones() -> list[str]:
     """Names that `--backbone.type` accepts."""
     return sorted(BackboneConfig.get_known_choices())
+
+
+def spec_from_dict(spec_class: type[SpecT], values: Mapping[str, Any]) -> SpecT:
+    """A backbone's policy spec (a dataclass) from its `policy_config.json`, refusing keys it does not know."""
+    known = {f.name for f in fields(spec_class)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown {spec_class.__name__} keys {unknown} in policy_config.json; known: {sorted(known)}")
+    return spec_class(**values)

@@ -11,10 +11,8 @@ Only `config` is imported eagerly; the rest (TensorFlow) loads on first attribut
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from rocket_openvla.data.config import NAMED_MIXTURES, SYNTHETIC_DATASET_NAME, DataConfig, SyntheticDataConfig
+from rocket_openvla.lazy import lazy_attributes
 
 _LAZY = {
     "RLDSDataset": "rocket_openvla.data.pipeline",
@@ -26,8 +24,4 @@ _LAZY = {
 
 __all__ = ["NAMED_MIXTURES", "SYNTHETIC_DATASET_NAME", "DataConfig", "SyntheticDataConfig", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

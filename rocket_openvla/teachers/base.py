@@ -1,15 +1,16 @@
 """What a teacher is (``Teacher``), and the frozen pipeline every teacher shares (``FrozenTeacher``).
 
 A teacher maps the student's images to one target tensor per requested teacher layer,
-``[B, V * gh * gw, feature_dim]`` fp32 (camera-major, then row-major over the student's per-camera grid), without
-gradients. The finetune loop and the feature cache depend only on ``Teacher``.
+``[B, sum_v gh_v * gw_v, feature_dim]`` fp32 (camera-major, then row-major over the student's grid of each camera),
+without gradients. The finetune loop and the feature cache depend only on ``Teacher``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -35,15 +36,15 @@ class Teacher(Protocol):
     Attributes:
         layers: resolved (non-negative) teacher layer indices, in the order targets are returned.
         feature_dim: channels of each target.
-        grid: the student's per-camera token grid ``(gh, gw)`` targets are pooled to.
+        grids: the student's token grid ``(gh, gw)`` of each camera, which that camera's targets are pooled to.
     """
 
     layers: list[int]
     feature_dim: int
-    grid: tuple[int, int]
+    grids: tuple[tuple[int, int], ...]
 
     def __call__(self, images: Tensor) -> list[Tensor]:
-        """Student images -> one ``[B, V*gh*gw, feature_dim]`` fp32 tensor per layer in ``layers``; no grad."""
+        """Student images -> one ``[B, sum_v gh_v*gw_v, feature_dim]`` fp32 tensor per layer in ``layers``."""
         ...
 
 
@@ -77,7 +78,7 @@ class FrozenTeacher(nn.Module, ABC):
         backbone: nn.Module,
         layers: list[int],
         feature_dim: int,
-        grid: tuple[int, int],
+        grid: tuple[int, int] | Sequence[tuple[int, int]],
         num_cameras: int,
         input_format: InputFormat,
         pixel_normalization: PixelNormalization | None,
@@ -87,10 +88,9 @@ class FrozenTeacher(nn.Module, ABC):
     ) -> None:
         super().__init__()
         check_input_format(input_format, pixel_normalization)
-        if len(grid) != 2 or min(grid) < 1:
-            raise ValueError(f"teacher grid={grid} must be the student's per-camera token grid (gh, gw), e.g. (16, 16)")
         if num_cameras < 1:
             raise ValueError(f"teacher num_cameras={num_cameras} must be at least 1.")
+        grids = camera_grids(grid, num_cameras)
         if not layers:
             raise ValueError("teacher layers is empty; request at least one teacher layer.")
         if image_size % patch_size:
@@ -100,7 +100,7 @@ class FrozenTeacher(nn.Module, ABC):
         self.backbone = backbone.requires_grad_(False).eval()
         self.layers = list(layers)
         self.feature_dim = feature_dim
-        self.grid = (int(grid[0]), int(grid[1]))
+        self.grids = grids
         self.num_cameras = num_cameras
         self.input_format = input_format
         self.pixel_normalization = pixel_normalization
@@ -136,16 +136,32 @@ class FrozenTeacher(nn.Module, ABC):
         with _backbone_autocast(device_type):
             for layer, tokens in self.encode(frames):
                 with torch.autocast(device_type, enabled=False):
-                    targets[layer] = pool_teacher_tokens(
-                        tokens.float(),
-                        teacher_grid=teacher_grid,
-                        student_grid=self.grid,
-                        image_size=image_size,
-                        pos_embed=self.pooling.pos_embed,
-                        pos_embed_scale=self.pooling.pos_embed_scale,
-                        mode=self.pooling.mode,
-                    )
+                    targets[layer] = self._pool(tokens.float(), teacher_grid, image_size)
         return [targets[layer] for layer in self.layers]
+
+    def _pool(self, tokens: Tensor, teacher_grid: tuple[int, int], image_size: tuple[int, int]) -> Tensor:
+        """``[B, V, th*tw, C]`` -> ``[B, sum_v gh_v*gw_v, C]``: each run of cameras sharing a grid pooled at once."""
+        pooled, start = [], 0
+        for grid, run in itertools.groupby(self.grids):
+            count = len(list(run))
+            pooled.append(pool_teacher_tokens(
+                tokens[:, start:start + count], teacher_grid=teacher_grid, student_grid=grid, image_size=image_size,
+                pos_embed=self.pooling.pos_embed, pos_embed_scale=self.pooling.pos_embed_scale, mode=self.pooling.mode,
+            ))
+            start += count
+        return pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
+
+
+def camera_grids(grid: tuple[int, int] | Sequence[tuple[int, int]], num_cameras: int) -> tuple[tuple[int, int], ...]:
+    """One ``(gh, gw)`` per camera from a grid shared by all cameras or a sequence of per-camera grids."""
+    grids = [grid] * num_cameras if len(grid) == 2 and all(isinstance(g, int) for g in grid) else list(grid)
+    grids = [tuple(int(v) for v in g) for g in grids]
+    if len(grids) != num_cameras or any(len(g) != 2 or min(g) < 1 for g in grids):
+        raise ValueError(
+            f"teacher grid={grid} must be the student's token grid (gh, gw), e.g. (16, 16), or one per camera "
+            f"({num_cameras} cameras)"
+        )
+    return tuple(grids)
 
 
 def _backbone_autocast(device_type: str) -> contextlib.AbstractContextManager:

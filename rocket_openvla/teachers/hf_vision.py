@@ -44,7 +44,7 @@ class HFVisionTeacher(FrozenTeacher):
         self,
         model: nn.Module,
         layers: Sequence[int],
-        grid: tuple[int, int] = (16, 16),
+        grid: tuple[int, int] | Sequence[tuple[int, int]] = (16, 16),
         num_cameras: int = 1,
         input_format: InputFormat = "unit",
         pixel_normalization: PixelNormalization | None = None,

@@ -25,7 +25,7 @@ RGB = tuple[float, float, float]
 class StudentView:
     """What the teacher must know about the student's images."""
 
-    grid: tuple[int, int]  # per-camera image-token grid
+    grids: tuple[tuple[int, int], ...]  # image-token grid of each camera slot
     num_cameras: int
     input_format: str  # pixel layout of batch["pixel_values"] ("openvla", "pm1", "unit")
     # (mean, std) the student normalised the channels the teacher reads with ("openvla": the DINOv2 half); None: none.
@@ -77,7 +77,7 @@ class VGGTCheckpointConfig(TeacherConfig):
                 "(or use --teacher.type vggt_random for a random tiny teacher)"
             )
         return VGGTTeacher.from_checkpoint(
-            self.checkpoint, layers, grid=student.grid, num_cameras=student.num_cameras,
+            self.checkpoint, layers, grid=student.grids, num_cameras=student.num_cameras,
             input_format=student.input_format, pixel_normalization=student.pixel_normalization,
             pooling=_pooling(rocket), image_size=self.image_size,
         )
@@ -122,7 +122,7 @@ class RandomVGGTConfig(TeacherConfig):
         from rocket_openvla.teachers.vggt.teacher import VGGTTeacher
 
         return VGGTTeacher.random(
-            layers, config=self.aggregator_config(), seed=self.seed, grid=student.grid,
+            layers, config=self.aggregator_config(), seed=self.seed, grid=student.grids,
             num_cameras=student.num_cameras, input_format=student.input_format,
             pixel_normalization=student.pixel_normalization, pooling=_pooling(rocket),
         )
@@ -160,7 +160,7 @@ class HFVisionConfig(TeacherConfig):
             raise ConfigError(f"teacher.auto_class={self.auto_class!r} is not a transformers class, e.g. AutoModel")
         return HFVisionTeacher.from_pretrained(
             self.model, layers, auto_class=auto_class, submodule=self.submodule,
-            grid=student.grid, num_cameras=student.num_cameras, input_format=student.input_format,
+            grid=student.grids, num_cameras=student.num_cameras, input_format=student.input_format,
             pixel_normalization=student.pixel_normalization, pooling=_pooling(rocket), image_size=self.image_size,
         )
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from rocket_openvla.align import RocketObjective
 from rocket_openvla.data.pipeline import RLDSDataset, build_dataset
 from rocket_openvla.data.statistics import check_statistics_match
+from rocket_openvla.errors import ConfigError
 from rocket_openvla.normalization import STATISTICS_NAME
 from rocket_openvla.teachers.base import FrozenTeacher
 from rocket_openvla.teachers.registry import StudentView
@@ -71,6 +72,11 @@ class Trainer:
         seed_everything(config.run.seed)  # identical initialisation on every rank
         self.rocket = config.rocket
         self.adapter = config.backbone.build()
+        if self.adapter.action_chunk != config.data.num_actions_chunk:
+            raise ConfigError(
+                f"data.num_actions_chunk={config.data.num_actions_chunk} but the policy predicts chunks of "
+                f"{self.adapter.action_chunk} actions (backbone.policy); set both to the same value"
+            )
         self.teacher, objective = self._build_alignment()
         lora = config.lora
         if not self.adapter.has_lora:  # a backbone.pretrained run directory brings its own (trainable) adapter
@@ -80,7 +86,8 @@ class Trainer:
         self.model = self.module
         if context.is_distributed:
             device_ids = [context.device.index] if context.device.type == "cuda" else None
-            self.model = DistributedDataParallel(self.module, device_ids=device_ids)
+            unused = self.adapter.ddp_find_unused_parameters(self.student_layers)
+            self.model = DistributedDataParallel(self.module, device_ids=device_ids, find_unused_parameters=unused)
         self.optimizer, self.scheduler = build_optimizer(config.optim, [self.module])
 
         seed_everything(config.run.seed + context.rank)  # per-rank runtime randomness (dropout, diffusion noise)
@@ -101,7 +108,7 @@ class Trainer:
         self.student_layers, teacher_layers = rocket.resolve_pairs(self.adapter.num_hidden_layers + 1,
                                                                    self.config.teacher.num_layers())
         self.pair_labels = [f"s{s}_t{t}" for s, t in zip(self.student_layers, teacher_layers)]
-        view = StudentView(self.adapter.camera_grid, self.adapter.num_images, self.adapter.teacher_input_format,
+        view = StudentView(self.adapter.camera_grids, self.adapter.num_images, self.adapter.teacher_input_format,
                            self.adapter.pixel_normalization)
         teacher = self.config.teacher.build(teacher_layers, view, rocket).to(self.context.device)
         return teacher, RocketObjective(rocket, self.adapter.hidden_size, teacher.feature_dim)
@@ -197,7 +204,7 @@ class Trainer:
         summed: dict[str, torch.Tensor] = {}
         for micro in range(accumulation):
             batch = self._next_batch(samples)
-            targets = self.teacher(batch["pixel_values"]) if self.teacher is not None else None
+            targets = self.teacher(self.adapter.teacher_images(batch)) if self.teacher is not None else None
             last = micro == accumulation - 1
             no_sync = self.model.no_sync() if self.context.is_distributed and not last else contextlib.nullcontext()
             with no_sync, self._autocast():

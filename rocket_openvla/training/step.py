@@ -3,8 +3,9 @@
     total = action_loss + coeff * align_loss
 
 The policy (LoRA'd VLA + action head + proprio projector) computes the action loss; hooks on its decoder record
-`hidden_states[k]` of the student layers during that same forward; the image-token states are projected by the
-ROCKET objective onto the teacher targets (computed outside, frozen, without gradient).
+`hidden_states[k]` of the student layers during that same forward; the image-token states (at the positions the
+backbone adapter names for this batch, shifted by `rocket.student_token_shift`) are projected by the ROCKET objective
+onto the teacher targets (computed outside, frozen, without gradient), masked where a camera is absent.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rocket_openvla.align import RocketConfig, RocketObjective, select_image_tokens
+from rocket_openvla.align import RocketConfig, RocketObjective, gather_tokens
 from rocket_openvla.backbones.base import BackboneAdapter
 from rocket_openvla.capture import ResidualCapture
 
@@ -34,12 +35,12 @@ class TrainStep(nn.Module):
             student_layers: resolved `hidden_states` indices, one per pair (`RocketConfig.resolve_pairs`).
         """
         super().__init__()
+        self.adapter = adapter
         self.policy = adapter.policy
         self.objective = objective
         self.coeff = rocket.coeff
         self.token_shift = rocket.student_token_shift
         self.student_layers = student_layers
-        self.image_span = adapter.image_token_span()
         self.capture = ResidualCapture(adapter.capture_points(), student_layers) if objective is not None else None
         if self.capture is not None:
             self.capture.attach()
@@ -48,7 +49,8 @@ class TrainStep(nn.Module):
         """
         Args:
             batch: the collated policy inputs.
-            teacher_targets: K tensors `[B, T, Dt]` (one per pair), or None for the baseline.
+            teacher_targets: K tensors `[B, T, Dt]` (one per pair, in the adapter's image-token order), or None for the
+                baseline.
         """
         if self.objective is None:
             output = self.policy(batch)
@@ -56,8 +58,9 @@ class TrainStep(nn.Module):
         self.capture.reset()
         output = self.policy(batch)
         states = self.capture.collect()
-        start, count = self.image_span
-        student = [select_image_tokens(states[layer], start, count, self.token_shift) for layer in self.student_layers]
-        aligned = self.objective(student, teacher_targets)
+        tokens = self.adapter.image_tokens(batch)
+        positions = tokens.positions + self.token_shift
+        student = [gather_tokens(states[layer], positions) for layer in self.student_layers]
+        aligned = self.objective(student, teacher_targets, tokens.mask)
         loss = output.loss + self.coeff * aligned.loss
         return StepOutput(loss=loss, metrics={"loss": loss.detach(), **output.metrics, **aligned.metrics})

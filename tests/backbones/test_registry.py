@@ -37,9 +37,11 @@ def test_a_yaml_without_type_gets_the_default_backbone(tmp_path):
     assert isinstance(config.backbone, OpenVLABackboneConfig) and config.backbone.policy.chunk == 4
 
 
-def test_unknown_backbone_type_is_refused():
+def test_unknown_backbone_type_is_refused_naming_the_registered_ones(capsys):
+    assert available_backbones() == ["openvla", "pi0"]
     with pytest.raises(SystemExit):
         draccus.parse(TrainConfig, args=["--backbone.type", "no-such-vla"])
+    assert "invalid choice: 'no-such-vla' (choose from 'openvla', 'pi0')" in capsys.readouterr().err
 
 
 def test_parsing_a_backbone_config_imports_no_model_code():
@@ -57,7 +59,7 @@ def test_parsing_a_backbone_config_imports_no_model_code():
 def test_build_makes_the_tiny_adapter():
     adapter = OpenVLABackboneConfig(policy=PolicySpec(num_images=1, use_proprio=False), seed=3).build()
     assert isinstance(adapter, OpenVLAAdapter) and adapter.teacher_input_format == "openvla"
-    assert adapter.image_token_span() == (1, 256) and adapter.policy.proprio_projector is None
+    assert adapter.camera_grids == ((16, 16),) and adapter.policy.proprio_projector is None
     assert adapter.num_hidden_layers == 2
 
 

@@ -30,7 +30,7 @@ def test_every_teacher_satisfies_the_protocol(teachers):
         targets = teacher(images)
         assert len(targets) == len(teacher.layers) == 2
         for target in targets:
-            assert target.shape == (3, 2 * teacher.grid[0] * teacher.grid[1], teacher.feature_dim)
+            assert target.shape == (3, sum(gh * gw for gh, gw in teacher.grids), teacher.feature_dim)
             assert target.dtype == torch.float32 and not target.requires_grad
 
 

@@ -48,7 +48,7 @@ def test_targets_drop_special_tokens_and_pool_chosen_hidden_states(registers):
 
     targets = teacher(images)
 
-    assert teacher.layers == [3, 1] and teacher.feature_dim == 32 and teacher.grid == (2, 2)
+    assert teacher.layers == [3, 1] and teacher.feature_dim == 32 and teacher.grids == ((2, 2), (2, 2))
     for target, layer in zip(targets, [3, 1], strict=True):
         assert target.shape == (2, 2 * 4, 32) and target.dtype == torch.float32
         expected = _manual_targets(model, images, layer, IMAGENET_MEAN, IMAGENET_STD, (2, 2))

@@ -19,12 +19,23 @@ def rlds_root(tmp_path_factory) -> Path:
     return root
 
 
-def tiny_config_dict(rlds_root: Path, run_root: Path, **sections) -> dict:
-    """The quickstart's tiny setup, small enough for a test: 2-layer OpenVLA, 2-block random VGGT at 224 px."""
+# The quickstarts' tiny set-ups, small enough for a test, per backbone.
+BACKBONE_SECTIONS = {
+    # 2-layer OpenVLA: hidden_states 1 (after block 0) and 2 (after the final norm), the release's one-token shift
+    "openvla": {"backbone": {"type": "openvla", "size": "tiny"},
+                "rocket": {"student_layers": [1, 2], "teacher_layers": [0, 1], "student_token_shift": 1}},
+    # 4-layer PI0 VLM, three camera slots (the third absent); the last block is not aligned, so DDP meets parameters
+    # without a gradient (the last block's MLP feeds nothing else)
+    "pi0": {"backbone": {"type": "pi0", "size": "tiny", "policy": {"chunk_size": 8}},
+            "rocket": {"student_layers": [1, 2], "teacher_layers": [0, 1]}},
+}
+
+
+def tiny_config_dict(rlds_root: Path, run_root: Path, backbone: str = "openvla", **sections) -> dict:
+    """A tiny finetune config: the backbone's tiny model, a 2-block random VGGT at 224 px, a few steps."""
     config = {
-        "backbone": {"type": "openvla", "size": "tiny"},
         "teacher": {"type": "vggt_random", "image_size": 224, "depth": 2},
-        "rocket": {"student_layers": [1, 2], "teacher_layers": [0, 1], "coeff": 0.5, "student_token_shift": 1},
+        "rocket": {"coeff": 0.5},
         "data": {"data_root_dir": str(rlds_root), "dataset": DATASET, "shuffle_buffer_size": 32,
                  "num_parallel_calls": 1, "num_parallel_reads": 1},
         "lora": {"rank": 4},
@@ -33,7 +44,7 @@ def tiny_config_dict(rlds_root: Path, run_root: Path, **sections) -> dict:
                 "run_id": "test"},
         "wandb": {"mode": "disabled"},
     }
-    for section, values in sections.items():
+    for section, values in [*BACKBONE_SECTIONS[backbone].items(), *sections.items()]:
         config.setdefault(section, {}).update(values)
     return config
 
@@ -43,11 +54,12 @@ def write_config(path: Path, config: dict) -> Path:
     return path
 
 
-def load_config(rlds_root: Path, run_root: Path, **sections):
+def load_config(rlds_root: Path, run_root: Path, backbone: str = "openvla", **sections):
     """A parsed FinetuneConfig (through draccus, as the entry point does)."""
     import draccus
 
     from rocket_openvla.training.config import FinetuneConfig
 
-    path = write_config(run_root.parent / f"{run_root.name}.yaml", tiny_config_dict(rlds_root, run_root, **sections))
+    config = tiny_config_dict(rlds_root, run_root, backbone, **sections)
+    path = write_config(run_root.parent / f"{run_root.name}.yaml", config)
     return draccus.parse(FinetuneConfig, config_path=str(path), args=[])

@@ -71,3 +71,39 @@ def test_learning_rate_schedules():
     assert lr_multiplier(cosine, 2) == pytest.approx(1.0)
     assert lr_multiplier(cosine, 7) == pytest.approx(0.55)
     assert lr_multiplier(cosine, 12) == pytest.approx(0.1) and lr_multiplier(cosine, 50) == pytest.approx(0.1)
+
+
+def pi0_preset(name: str) -> FinetuneConfig:
+    path = CONFIGS / "paper" / f"pi0_libero_{name}.yaml"
+    config = draccus.parse(FinetuneConfig, config_path=str(path), args=[])
+    config.validate()
+    return config
+
+
+@pytest.mark.parametrize("name", ["rocket", "spatial_forcing", "baseline"])
+def test_pi0_presets_carry_the_releases_libero_recipe(name):
+    config = pi0_preset(name)
+    assert type(config.backbone).__name__ == "PI0BackboneConfig" and config.backbone.dtype == "bfloat16"
+    assert config.backbone.policy.chunk_size == config.data.num_actions_chunk == 10
+    assert (config.run.batch_size, config.run.global_batch_size, config.run.max_steps) == (16, 64, 30_000)
+    optim = config.optim
+    assert (optim.lr, optim.schedule, optim.warmup_steps, optim.lr_decay_step, optim.min_lr_ratio) == (
+        2.5e-5, "cosine", 1000, 30_000, 0.1)
+    assert (optim.betas, optim.weight_decay, optim.max_grad_norm) == ([0.9, 0.95], 1e-10, 1.0)
+    assert config.rocket.student_token_shift == 0 and config.rocket.input_norm and config.rocket.teacher_pos_embed
+
+
+def test_pi0_layer_lists_are_the_releases_own():
+    rocket = pi0_preset("rocket").rocket
+    assert rocket.student_layers == [2, 3, 4, 5, 6, 7, 8, 9, 10, -1] and rocket.coeff == 0.5
+    assert rocket.resolve_pairs(19, 24) == ([2, 3, 4, 5, 6, 7, 8, 9, 10, 18], [2, 4, 6, 8, 10, 12, 14, 16, 18, 23])
+    spatial = pi0_preset("spatial_forcing").rocket
+    assert (spatial.student_layers, spatial.teacher_layers, spatial.share_projector) == ([12], [-1], False)
+    assert spatial.pair_widths(2048) == [409] and spatial.coeff == 0.5
+    assert not pi0_preset("baseline").rocket.enabled
+
+
+def test_pi0_quickstart_parses():
+    config = draccus.parse(FinetuneConfig, config_path=str(CONFIGS / "quickstart_pi0.yaml"), args=[])
+    config.validate()
+    assert config.backbone.type == "pi0" and config.rocket.resolve_pairs(5, 4) == ([1, 2, 3, 4], [0, 1, 2, 3])

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -37,10 +38,11 @@ def losses(run_dir: Path) -> dict[int, float]:
     return by_step
 
 
-def test_sigkill_and_resume_reproduce_the_uninterrupted_run(rlds_root, tmp_path):
+@pytest.mark.parametrize("backbone", ["openvla", "pi0"])
+def test_sigkill_and_resume_reproduce_the_uninterrupted_run(rlds_root, tmp_path, backbone):
     runs = tmp_path / "runs"
     config = write_config(tmp_path / "config.yaml", tiny_config_dict(
-        rlds_root, runs, run={"max_steps": STEPS, "save_freq": STEPS // 2, "log_freq": 1}))
+        rlds_root, runs, backbone, run={"max_steps": STEPS, "save_freq": STEPS // 2, "log_freq": 1}))
 
     subprocess.run(command(config, "--run.run_id", "straight"), check=True, env=environment(), timeout=600,
                    capture_output=True)

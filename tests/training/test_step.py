@@ -48,7 +48,7 @@ def test_aligned_student_tokens_are_the_hidden_states_at_the_image_positions(shi
     aligned = {}
     objective.register_forward_pre_hook(lambda module, args: aligned.update(student=args[0]))
     batch = collated_batch(adapter, raw_samples(2))
-    start, count = adapter.image_token_span()
+    start, count = 1, 2 * 256  # after BOS, both cameras' 16 x 16 patches
     targets = [torch.randn(2, count, TEACHER_DIM) for _ in STUDENT_LAYERS]
 
     with torch.no_grad():
@@ -68,7 +68,7 @@ def test_the_teacher_sees_the_students_cameras_in_order_with_the_students_normal
     base.processor.tokenizer.save_pretrained(str(tmp_path))
     custom.save_pretrained(tmp_path)
     adapter = OpenVLABackboneConfig(pretrained=str(tmp_path)).build()
-    view = StudentView(adapter.camera_grid, adapter.num_images, adapter.teacher_input_format,
+    view = StudentView(adapter.camera_grids, adapter.num_images, adapter.teacher_input_format,
                        adapter.pixel_normalization)
     teacher = RandomVGGTConfig(depth=1).build([0], view, RocketConfig(student_layers=[1], teacher_layers=[0]))
     samples = raw_samples(2, seed=1)

@@ -6,11 +6,12 @@ import stat
 import pytest
 import torch
 
+from rocket_openvla.backbones.pi0.policy import PI0Policy
 from rocket_openvla.errors import UserError
 from rocket_openvla.files import FILE_MODE
 from rocket_openvla.training.checkpoint import TRAINABLE_NAME, latest_checkpoint
 from rocket_openvla.training.distributed import DistributedContext
-from rocket_openvla.training.loop import NonFiniteLossError, Trainer
+from rocket_openvla.training.loop import MERGED_DIR, NonFiniteLossError, Trainer
 
 from .conftest import load_config
 
@@ -90,7 +91,6 @@ def test_run_directory_guards(rlds_root, tmp_path):
 
 def test_merge_at_end_writes_a_policy_equal_to_the_lora_policy(rlds_root, tmp_path):
     from rocket_openvla.backbones.openvla import OpenVLAPolicy
-    from rocket_openvla.training.loop import MERGED_DIR
 
     runs = tmp_path / "runs"
     trainer = Trainer(load_config(rlds_root, runs, run={"max_steps": 1}, lora={"merge_at_end": True}), SINGLE)
@@ -157,3 +157,25 @@ def test_the_policy_trains_in_train_mode_and_every_written_file_is_readable(rlds
     unreadable = {str(path.relative_to(run_dir)): oct(stat.S_IMODE(path.stat().st_mode)) for path in files
                   if stat.S_IMODE(path.stat().st_mode) != FILE_MODE}
     assert unreadable == {}
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"rocket": {"student_layers": [1, 5]}}, r"rocket.student_layers: index 5 is out of range for 5 entries"),
+        ({"data": {"num_actions_chunk": 4}}, r"data.num_actions_chunk=4 but the policy predicts chunks of 8"),
+    ],
+)
+def test_pi0_bad_config_fails_before_training(rlds_root, tmp_path, sections, message):
+    with pytest.raises(UserError, match=message):
+        Trainer(load_config(rlds_root, tmp_path / "runs", "pi0", **sections), SINGLE)
+
+
+def test_pi0_baseline_trains_and_merges(rlds_root, tmp_path):
+    config = load_config(rlds_root, tmp_path / "runs", "pi0", rocket={"coeff": 0.0}, run={"max_steps": 2},
+                         lora={"merge_at_end": True})
+    trainer = Trainer(config, SINGLE)
+    assert trainer.teacher is None and trainer.module.objective is None
+    run_dir = trainer.train()
+    merged = PI0Policy.from_pretrained(run_dir / MERGED_DIR)
+    assert not merged.has_lora and list(merged.statistics) == ["synthetic_libero_no_noops"]

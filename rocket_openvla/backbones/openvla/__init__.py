@@ -15,8 +15,7 @@ Names below load their module on first access, so importing the package (or the 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rocket_openvla.lazy import lazy_attributes
 
 _LAZY = {
     "OpenVLABackboneConfig": "rocket_openvla.backbones.openvla.backbone_config",
@@ -36,8 +35,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

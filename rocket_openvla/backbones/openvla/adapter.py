@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from rocket_openvla.backbones.base import BackboneAdapter
+from rocket_openvla.backbones.base import BackboneAdapter, ImageTokens
+from rocket_openvla.backbones.lora import wrap_with_lora
 from rocket_openvla.backbones.openvla.modeling_openvla import OpenVLAModel
 from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy
 from rocket_openvla.backbones.openvla.processing_openvla import (
@@ -29,7 +29,6 @@ from rocket_openvla.backbones.openvla.tiny import SIZE_PRESETS
 from rocket_openvla.backbones.openvla.tiny_tokenizer import build_tiny_tokenizer
 from rocket_openvla.capture import CapturePoints
 from rocket_openvla.errors import MissingInputError
-from rocket_openvla.normalization import DatasetStatistics
 
 if TYPE_CHECKING:
     from rocket_openvla.backbones.openvla.backbone_config import OpenVLABackboneConfig
@@ -60,17 +59,8 @@ class OpenVLAAdapter(BackboneAdapter):
 
     teacher_input_format = TEACHER_INPUT_FORMAT
 
-    def __init__(self, policy: OpenVLAPolicy, processor: OpenVLAProcessor) -> None:
-        self._policy = policy
-        self._processor = processor
-
-    @property
-    def policy(self) -> OpenVLAPolicy:
-        return self._policy
-
-    @property
-    def processor(self) -> OpenVLAProcessor:
-        return self._processor
+    _policy: OpenVLAPolicy
+    _processor: OpenVLAProcessor
 
     @property
     def vla(self) -> OpenVLAModel:
@@ -90,8 +80,12 @@ class OpenVLAAdapter(BackboneAdapter):
         return self._policy.spec.num_images
 
     @property
-    def camera_grid(self) -> tuple[int, int]:
-        return self.vla.vision_backbone.patch_grid
+    def action_chunk(self) -> int:
+        return self._policy.spec.chunk
+
+    @property
+    def camera_grids(self) -> tuple[tuple[int, int], ...]:
+        return (self.vla.vision_backbone.patch_grid,) * self.num_images
 
     @property
     def has_lora(self) -> bool:
@@ -104,8 +98,12 @@ class OpenVLAAdapter(BackboneAdapter):
         normalization = self._processor.normalization
         return normalization.means[0], normalization.stds[0]
 
-    def image_token_span(self) -> tuple[int, int]:
-        return 1, self.vla.vision_backbone.num_patches * self.num_images
+    def image_tokens(self, batch: Mapping[str, Any]) -> ImageTokens:
+        """Every camera is present: its 256 tokens follow BOS, camera after camera (positions 1 .. 256 * V)."""
+        input_ids = batch["input_ids"]
+        count = self.vla.vision_backbone.num_patches * self.num_images
+        positions = torch.arange(1, 1 + count, device=input_ids.device).expand(input_ids.shape[0], -1)
+        return ImageTokens(positions, torch.ones_like(positions, dtype=torch.bool))
 
     def capture_points(self) -> CapturePoints:
         return CapturePoints.from_decoder(self.vla.decoder)
@@ -124,23 +122,13 @@ class OpenVLAAdapter(BackboneAdapter):
                 "before); check adapter.has_lora before apply_lora"
             )
         targets = lora_target_modules(self.vla) if target_modules == "all-linear" else target_modules
-        config = LoraConfig(
-            r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, init_lora_weights=init
-        )
-        self._policy.vla = get_peft_model(self._policy.vla, config)
+        self._policy.vla = wrap_with_lora(self._policy.vla, rank, alpha, dropout, targets, init)
 
     def gradient_checkpointing_enable(self) -> None:
         """Recompute decoder blocks and ViT blocks in backward (non-reentrant; capture hooks stay outside)."""
         self.vla.language_model.activation_checkpointing_enable({"use_reentrant": False})
         self.vla.vision_backbone.featurizer.set_grad_checkpointing(True)
         self.vla.vision_backbone.fused_featurizer.set_grad_checkpointing(True)
-
-    def set_dataset_statistics(self, statistics: Mapping[str, Mapping[str, Any] | DatasetStatistics]) -> None:
-        """JSON-schema entries (or parsed `DatasetStatistics`) become `policy.statistics` (saved with the policy)."""
-        self._policy.statistics = {
-            name: entry if isinstance(entry, DatasetStatistics) else DatasetStatistics.from_dict(entry, where=name)
-            for name, entry in statistics.items()
-        }
 
     def merge_lora(self) -> None:
         if not self.has_lora:

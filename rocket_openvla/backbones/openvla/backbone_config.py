@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING
 
 from rocket_openvla.backbones.openvla.configuration_openvla import ATTN_IMPLEMENTATIONS, PolicySpec
 from rocket_openvla.backbones.openvla.tiny import SIZE_PRESETS
-from rocket_openvla.backbones.registry import BackboneConfig
-from rocket_openvla.errors import ConfigError
+from rocket_openvla.backbones.registry import WEIGHT_DTYPES, BackboneConfig
+from rocket_openvla.errors import check_choice
 
 if TYPE_CHECKING:
     from rocket_openvla.backbones.openvla.adapter import OpenVLAAdapter
 
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 @BackboneConfig.register_subclass("openvla")
@@ -40,14 +39,9 @@ class OpenVLABackboneConfig(BackboneConfig):
     seed: int = 0
 
     def validate(self) -> None:
-        if self.size not in SIZE_PRESETS:
-            raise ConfigError(f"backbone.size={self.size!r}; choose one of {sorted(SIZE_PRESETS)}")
-        if self.dtype is not None and self.dtype not in DTYPES:
-            raise ConfigError(f"backbone.dtype={self.dtype!r}; choose one of {DTYPES} or null (keep the checkpoint's)")
-        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
-            raise ConfigError(
-                f"backbone.attn_implementation={self.attn_implementation!r}; choose one of {ATTN_IMPLEMENTATIONS}"
-            )
+        check_choice("backbone.size", self.size, tuple(sorted(SIZE_PRESETS)))
+        check_choice("backbone.dtype", self.dtype, (*WEIGHT_DTYPES, None), " (null: keep the checkpoint's)")
+        check_choice("backbone.attn_implementation", self.attn_implementation, ATTN_IMPLEMENTATIONS)
 
     def build(self) -> OpenVLAAdapter:
         from rocket_openvla.backbones.openvla.adapter import build_openvla_adapter

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from rocket_openvla.normalization import NORMALIZATION_KINDS
 logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
-POLICY_CONFIG_NAME = "policy_config.json"
 MODEL_TYPE = "openvla"
 
 # vision_backbone_id -> (timm ids in channel order [DINOv2 | SigLIP], image size)
@@ -270,11 +268,3 @@ class PolicySpec:
     @property
     def num_action_tokens(self) -> int:
         return self.chunk * self.action_dim
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> PolicySpec:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown policy config keys {unknown}; known: {sorted(known)}")
-        return cls(**values)

@@ -17,11 +17,9 @@ Run directory (OFT's names; ours write `.safetensors` where OFT wrote `.pt`, and
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,8 @@ from peft import PeftModel
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from rocket_openvla.backbones.base import PolicyOutput
+from rocket_openvla.backbones.base import POLICY_CONFIG_NAME, PolicyOutput, eval_mode
+from rocket_openvla.backbones.lora import LORA_DIR, load_with_lora_adapter, save_lora_adapter, unwrap
 from rocket_openvla.backbones.openvla.action_heads import (
     DiffusionActionHead,
     L1RegressionActionHead,
@@ -47,7 +46,7 @@ from rocket_openvla.backbones.openvla.checkpoint import (
     load_component_state_dict,
     save_component_state_dict,
 )
-from rocket_openvla.backbones.openvla.configuration_openvla import CONFIG_NAME, POLICY_CONFIG_NAME, PolicySpec
+from rocket_openvla.backbones.openvla.configuration_openvla import CONFIG_NAME, PolicySpec
 from rocket_openvla.backbones.openvla.modeling_openvla import (
     CHANNELS_PER_IMAGE,
     OpenVLAModel,
@@ -55,8 +54,9 @@ from rocket_openvla.backbones.openvla.modeling_openvla import (
     action_token_positions,
 )
 from rocket_openvla.backbones.openvla.prompting import IGNORE_INDEX, build_training_ids
-from rocket_openvla.errors import ConfigError, MissingInputError
-from rocket_openvla.files import make_readable, write_text
+from rocket_openvla.backbones.registry import spec_from_dict
+from rocket_openvla.errors import MissingInputError
+from rocket_openvla.files import write_text
 from rocket_openvla.normalization import (
     STATISTICS_NAME,
     DatasetStatistics,
@@ -70,7 +70,6 @@ from rocket_openvla.normalization import (
 logger = logging.getLogger(__name__)
 
 LLAMA2_ACTION_PREFIX_ID = 29871  # "▁" in Llama-2's tokenizer, between "Out:" and the first action token
-LORA_DIR = "lora_adapter"
 COMPONENTS = ("action_head", "proprio_projector", "noisy_action_projector")
 FLOAT32_COMPONENTS = ("proprio_projector", "noisy_action_projector")  # float32 whatever the VLA's dtype, as OFT
 
@@ -112,7 +111,7 @@ class OpenVLAPolicy(nn.Module):
     @property
     def base_vla(self) -> OpenVLAModel:
         """The OpenVLAModel under any peft wrapper."""
-        return _unwrap_peft(self.vla)
+        return unwrap(self.vla)
 
     @property
     def has_lora(self) -> bool:
@@ -268,11 +267,13 @@ class OpenVLAPolicy(nn.Module):
         if proprio is not None and normalized_proprio is not None:
             raise ValueError("pass the robot state once: either proprio (raw) or normalized_proprio")
         if proprio is not None and self.spec.use_proprio:
-            normalized_proprio = self._normalize_proprio(proprio, key)
+            normalized_proprio = self.statistics[key].normalize_proprio(
+                proprio, NormalizationType(self.spec.normalization), key
+            )
         self._check_proprio(normalized_proprio, input_ids.shape[0])
         ids, mask, labels = self._inference_sequences(input_ids, attention_mask)
         batch = {"input_ids": ids, "attention_mask": mask, "pixel_values": pixel_values, "proprio": normalized_proprio}
-        with _eval_mode(self):
+        with eval_mode(self):
             if self.spec.action_head == "diffusion":
                 normalized, hidden = self._sample_diffusion(batch, labels, num_diffusion_steps, generator)
             else:
@@ -284,15 +285,6 @@ class OpenVLAPolicy(nn.Module):
                     normalized = self.base_vla.action_tokenizer.decode(token_ids)
         normalized = normalized.float().reshape(-1, self.spec.chunk, self.spec.action_dim)
         return PredictedActions(self.unnormalize_actions(normalized, key), normalized, hidden)
-
-    def _normalize_proprio(self, proprio: torch.Tensor, key: str) -> torch.Tensor:
-        statistics = self.statistics[key].proprio
-        if statistics is None:
-            raise ConfigError(
-                f"the statistics of {key!r} have no proprio entry, so a raw robot state cannot be normalised; use "
-                "the run's dataset_statistics.json (it has one when the data has states)"
-            )
-        return statistics.normalize(proprio.float(), NormalizationType(self.spec.normalization)).float()
 
     def _inference_sequences(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -361,7 +353,7 @@ class OpenVLAPolicy(nn.Module):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         if self.has_lora:
-            _save_lora_adapter(self.vla, path / LORA_DIR)
+            save_lora_adapter(self.vla, path / LORA_DIR)
         else:
             self.vla.save_pretrained(path)
         for name, module in self.components().items():
@@ -413,21 +405,6 @@ class OpenVLAPolicy(nn.Module):
         return policy.to(device)
 
 
-@contextlib.contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[None]:
-    """Eval mode inside the block; the previous mode afterwards."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
-
-
-def _unwrap_peft(module: nn.Module) -> nn.Module:
-    return module.get_base_model() if isinstance(module, PeftModel) else module
-
-
 def _as_input_of(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """`x` in the dtype of `module`'s weights (float32 data into a bfloat16 policy)."""
     return x.to(next(module.parameters()).dtype)
@@ -452,14 +429,14 @@ def _is_run_dir(path: Path) -> bool:
 def _read_spec(path: Path) -> PolicySpec:
     spec_file = path / POLICY_CONFIG_NAME
     if spec_file.is_file():
-        return PolicySpec.from_dict(json.loads(spec_file.read_text()))
+        return spec_from_dict(PolicySpec, json.loads(spec_file.read_text()))
     return PolicySpec()
 
 
 def _read_statistics(path: Path, vla: nn.Module) -> dict[str, DatasetStatistics]:
     if (path / STATISTICS_NAME).is_file():
         return load_dataset_statistics(path / STATISTICS_NAME)
-    return parse_dataset_statistics(_unwrap_peft(vla).config.norm_stats or {})
+    return parse_dataset_statistics(unwrap(vla).config.norm_stats or {})
 
 
 def _load_vla(
@@ -474,20 +451,14 @@ def _load_vla(
         if (path / LORA_DIR).is_dir():
             logger.info("%s holds merged VLA weights; its %s/ is not applied again", path, LORA_DIR)
         return OpenVLAModel.from_pretrained(path, dtype=dtype, device=device, **overrides)
-    adapter_dir = path / LORA_DIR
-    if not adapter_dir.is_dir():
+    if not (path / LORA_DIR).is_dir():
         raise MissingInputError(
             f"{path} holds no VLA: neither {CONFIG_NAME} + {SINGLE_WEIGHTS_NAME} / {INDEX_NAME} nor {LORA_DIR}/"
         )
-    if base is None:
-        base = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
-    if base is None or not Path(base).is_dir():
-        raise MissingInputError(
-            f"{path} holds only a LoRA adapter; its base VLA {str(base)!r} is not a local directory. Pass "
-            "base=<local copy of the checkpoint the run started from, e.g. openvla/openvla-7b>"
-        )
-    vla = OpenVLAModel.from_pretrained(base, dtype=dtype, device=device, **overrides)
-    return PeftModel.from_pretrained(vla, adapter_dir, is_trainable=trainable_lora)
+    return load_with_lora_adapter(
+        path, base, lambda directory: OpenVLAModel.from_pretrained(directory, dtype=dtype, device=device, **overrides),
+        trainable_lora, "VLA",
+    )
 
 
 def _load_components(policy: OpenVLAPolicy, path: Path) -> None:
@@ -503,19 +474,3 @@ def _load_components(policy: OpenVLAPolicy, path: Path) -> None:
         state = load_component_state_dict(files[name])
         check_state_dict(module.state_dict(), state, source=str(files[name]))
         module.load_state_dict(state)
-
-
-def _save_lora_adapter(peft_model: nn.Module, target: Path) -> None:
-    """peft's `save_pretrained` into a fresh directory that then replaces `target` (never half-written)."""
-    staging = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    peft_model.save_pretrained(str(staging))
-    make_readable(staging)
-    if target.exists():
-        retired = target.with_name(f".{target.name}.old")
-        shutil.rmtree(retired, ignore_errors=True)
-        target.rename(retired)
-        staging.rename(target)
-        shutil.rmtree(retired)
-    else:
-        staging.rename(target)

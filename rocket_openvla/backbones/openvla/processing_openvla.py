@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 from transformers import PreTrainedTokenizerBase
 
+from rocket_openvla.backbones.images import unit_rgb
 from rocket_openvla.backbones.openvla.action_tokenizer import ActionTokenizer
 from rocket_openvla.backbones.openvla.prompting import (
     ACTION_PREFIX_TOKEN,
@@ -130,27 +130,13 @@ def _channel_stats(values: RGB, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(values, dtype=like.dtype, device=like.device).view(3, 1, 1)
 
 
-def resize_images(images: torch.Tensor, size: int = IMAGE_SIZE) -> torch.Tensor:
-    """uint8 `[V, 3, H, W]` -> uint8 `[V, 3, size, size]`, antialiased bicubic; the identity when already that size."""
-    if images.shape[-2:] == (size, size):
-        return images
-    return F.interpolate(images, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
-
-
 def images_to_pixel_values(
     images: np.ndarray | torch.Tensor,
     image_size: int = IMAGE_SIZE,
     normalization: ImageNormalization = ImageNormalization(),
 ) -> torch.Tensor:
     """Camera images uint8 `[V, H, W, 3]` -> float32 `pixel_values [6V, image_size, image_size]`."""
-    if isinstance(images, np.ndarray):  # copies negative-stride views (flipped frames) and read-only buffers only
-        images = torch.from_numpy(np.require(images, requirements=("C_CONTIGUOUS", "WRITEABLE")))
-    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
-        raise ValueError(
-            f"images must be uint8 [num_cameras, H, W, 3], got {images.dtype} {tuple(images.shape)}; "
-            "pass RGB frames as the data pipeline yields them"
-        )
-    rgb = resize_images(images.permute(0, 3, 1, 2), image_size).float() / 255.0  # [V, 3, S, S]
+    rgb = unit_rgb(images, image_size)  # [V, 3, S, S]
     towers = [
         (rgb - _channel_stats(mean, rgb)) / _channel_stats(std, rgb)
         for mean, std in zip(normalization.means, normalization.stds)

@@ -22,7 +22,7 @@ class VGGTTeacher(FrozenTeacher):
     Args:
         aggregator: the (loaded) aggregator; frozen and put in eval mode here.
         layers: aggregator block indices ``0..depth-1`` (negatives Python-style).
-        grid: the student's per-camera token grid, 16x16 for OpenVLA.
+        grid: the student's token grid of every camera, 16x16 for OpenVLA, or one grid per camera.
         num_cameras: cameras per sample = VGGT frames per sequence.
         input_format: ``"openvla"``, ``"pm1"`` or ``"unit"`` (see ``rocket_openvla.teachers.preprocessing``).
         pixel_normalization: ``(mean, std)`` the student applied to the DINOv2 half of ``pixel_values``
@@ -35,7 +35,7 @@ class VGGTTeacher(FrozenTeacher):
         self,
         aggregator: VGGTAggregator,
         layers: Sequence[int],
-        grid: tuple[int, int] = (16, 16),
+        grid: tuple[int, int] | Sequence[tuple[int, int]] = (16, 16),
         num_cameras: int = 1,
         input_format: InputFormat = "unit",
         pixel_normalization: PixelNormalization | None = None,

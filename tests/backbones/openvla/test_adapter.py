@@ -43,9 +43,10 @@ def test_capture_during_the_policy_forward_equals_output_hidden_states(adapter, 
 
 
 def test_image_tokens_then_proprio_token(adapter, golden):
-    start, count = adapter.image_token_span()
-    assert (start, count) == (1, 256 * adapter.num_images) == (1, 512)
-    assert adapter.camera_grid == (16, 16) and adapter.hidden_size == 64
+    tokens = adapter.image_tokens(golden["inputs"])
+    start, count = 1, 256 * adapter.num_images
+    assert torch.equal(tokens.positions, torch.arange(start, start + count).expand(2, -1)) and tokens.mask.all()
+    assert adapter.camera_grids == ((16, 16), (16, 16)) and adapter.hidden_size == 64
     with torch.no_grad():
         output = reference_hidden_states(adapter, golden["inputs"])
         proprio_token = adapter.policy.proprio_projector(golden["inputs"]["proprio"])
@@ -56,7 +57,7 @@ def test_image_tokens_then_proprio_token(adapter, golden):
 
 def test_one_camera_config(golden):
     adapter = OpenVLABackboneConfig(policy=PolicySpec(num_images=1)).build()
-    assert adapter.image_token_span() == (1, 256)
+    assert adapter.image_tokens(golden["inputs"]).positions.shape == (2, 256) and adapter.camera_grids == ((16, 16),)
     with pytest.raises(ValueError, match="carry 2 camera images"):
         adapter.policy(golden["inputs"])
 

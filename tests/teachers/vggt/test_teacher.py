@@ -37,10 +37,24 @@ def test_targets_follow_the_documented_pipeline(tiny_aggregator, pooling):
     targets = teacher(openvla_pixel_values(images))
 
     expected = _manual_targets(aggregator, images, [2, 0], (2, 2), pooling)
-    assert teacher.layers == [2, 0] and teacher.feature_dim == 2 * TINY.embed_dim and teacher.grid == (2, 2)
+    assert teacher.layers == [2, 0] and teacher.feature_dim == 2 * TINY.embed_dim and teacher.grids == ((2, 2), (2, 2))
     for target, reference in zip(targets, expected, strict=True):
         assert target.shape == (2, 2 * 4, 2 * TINY.embed_dim) and target.dtype == torch.float32
         torch.testing.assert_close(target, reference, atol=1e-5, rtol=0)
+
+
+def test_cameras_with_different_grids_are_pooled_each_to_its_own(tiny_aggregator):
+    aggregator = tiny_aggregator()
+    images = torch.rand(2, 3, 3, 28, 28)
+    grids = [(2, 2), (3, 3), (2, 2)]
+    mixed = VGGTTeacher(aggregator, [1], grid=grids, num_cameras=3)(images)[0]
+    uniform = {grid: VGGTTeacher(aggregator, [1], grid=grid, num_cameras=3)(images)[0] for grid in set(grids)}
+    assert mixed.shape == (2, 4 + 9 + 4, 2 * TINY.embed_dim)
+    torch.testing.assert_close(mixed[:, :4], uniform[(2, 2)][:, :4])
+    torch.testing.assert_close(mixed[:, 4:13], uniform[(3, 3)][:, 9:18])
+    torch.testing.assert_close(mixed[:, 13:], uniform[(2, 2)][:, 8:])
+    with pytest.raises(ValueError, match="one per camera"):
+        VGGTTeacher(aggregator, [1], grid=grids, num_cameras=2)
 
 
 def test_all_input_formats_give_the_same_targets(tiny_aggregator):

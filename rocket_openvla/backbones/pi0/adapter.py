@@ -1,0 +1,188 @@
+"""`PI0Adapter`: transformers' PI0 behind the `BackboneAdapter` interface, and `build_pi0_adapter`, which builds it
+from the registered `PI0BackboneConfig` (`--backbone.type pi0`).
+
+What ROCKET aligns: the PaliGemma language model's residual stream on the prefix, at the image tokens of the present
+cameras. PI0 runs the VLM once on the prefix (image tokens of the present cameras first, then BOS, the prompt and
+"\\n") and the action expert attends to its key/value cache, so hooks on the VLM's decoder layers record exactly its
+`output_hidden_states`. Student layer k = that language model's `hidden_states[k]` (18 layers in the real model).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from rocket_openvla.backbones.base import BackboneAdapter, ImageTokens
+from rocket_openvla.backbones.lora import wrap_with_lora
+from rocket_openvla.backbones.pi0.policy import PI0Policy
+from rocket_openvla.backbones.pi0.processing_pi0 import PI0InputProcessor, PI0Layout
+from rocket_openvla.backbones.pi0.tiny import SIZE_PRESETS
+from rocket_openvla.backbones.pi0.tiny_tokenizer import build_tiny_pi0_tokenizer
+from rocket_openvla.capture import CapturePoints
+from rocket_openvla.errors import MissingInputError
+
+if TYPE_CHECKING:
+    from rocket_openvla.backbones.pi0.backbone_config import PI0BackboneConfig
+
+logger = logging.getLogger(__name__)
+
+TEACHER_INPUT_FORMAT = "pm1"  # pixel_values [B, slots, 3, S, S] in [-1, 1]; absent slots are zeros
+# Trained fully (not through LoRA): the state / noisy-action / timestep embedding and the velocity head.
+ACTION_PROJECTIONS = ("embed_action_time", "action_out_proj")
+
+
+def lora_target_modules(model: nn.Module) -> list[str]:
+    """Every `nn.Linear` of the VLM (vision tower, projector, language model) and of the action expert."""
+    return [name for name, module in model.named_modules()
+            if isinstance(module, nn.Linear) and name.startswith(("model.vlm.", "model.dit."))]
+
+
+class PI0Adapter(BackboneAdapter):
+    """Adapter of a `PI0Policy`; see `BackboneAdapter` for the contract."""
+
+    teacher_input_format = TEACHER_INPUT_FORMAT
+
+    _policy: PI0Policy
+    _processor: PI0InputProcessor
+
+    @property
+    def language_model(self) -> nn.Module:
+        """The VLM's Gemma decoder (under the LoRA wrapper, if any)."""
+        return self._policy.base_model.model.vlm.language_model
+
+    @property
+    def hidden_size(self) -> int:
+        return self._policy.base_model.config.vlm_config.text_config.hidden_size
+
+    @property
+    def num_hidden_layers(self) -> int:
+        return self._policy.base_model.config.vlm_config.text_config.num_hidden_layers
+
+    @property
+    def num_images(self) -> int:
+        return self._policy.spec.camera_slots
+
+    @property
+    def camera_grids(self) -> tuple[tuple[int, int], ...]:
+        side = int(self._processor.layout.tokens_per_image**0.5)
+        return ((side, side),) * self.num_images
+
+    @property
+    def action_chunk(self) -> int:
+        return self._processor.layout.chunk_size
+
+    @property
+    def has_lora(self) -> bool:
+        return self._policy.has_lora
+
+    def ddp_find_unused_parameters(self, student_layers: Sequence[int]) -> bool:
+        """The expert reads only the VLM's key/value cache, so the last VLM layer's query, output projection and MLP
+        get a gradient only when the final hidden state (`hidden_states[n]`) is aligned."""
+        return self.num_hidden_layers not in student_layers
+
+    def image_tokens(self, batch: Mapping[str, Any]) -> ImageTokens:
+        """Slot s's tokens are the r-th run of image tokens when s is the r-th present slot; absent slots are masked.
+
+        Shape-static and without a host sync: the image positions are sorted to the front, then indexed.
+        """
+        input_ids, present = batch["input_ids"], batch["pixel_attention_mask"]
+        per_image, (batch_size, length) = self._processor.layout.tokens_per_image, input_ids.shape
+        is_image = input_ids == self._processor.layout.image_token_id
+        order = torch.arange(length, device=input_ids.device).expand(batch_size, -1)
+        image_positions = torch.where(is_image, order, order + length).argsort(dim=1)  # image positions first
+        rank = (present.long().cumsum(dim=1) - 1).clamp_min(0)  # [B, slots]: present slot -> its run of tokens
+        index = (rank[:, :, None] * per_image + torch.arange(per_image, device=input_ids.device)).flatten(1)
+        index = index.clamp_max(length - 1)  # absent slots past the sequence end point anywhere: they are masked
+        positions = image_positions.gather(1, index)
+        mask = present.bool().repeat_interleave(per_image, dim=1)
+        return ImageTokens(positions, mask)
+
+    def capture_points(self) -> CapturePoints:
+        return CapturePoints.from_decoder(self.language_model)
+
+    def apply_lora(
+        self,
+        rank: int,
+        alpha: float,
+        dropout: float = 0.0,
+        target_modules: str | list[str] = "all-linear",
+        init: str | bool = "gaussian",
+    ) -> None:
+        if self.has_lora:
+            raise RuntimeError("the PI0 model already carries a LoRA adapter; check adapter.has_lora before apply_lora")
+        model = self._policy.model
+        targets = lora_target_modules(model) if target_modules == "all-linear" else target_modules
+        self._policy.model = wrap_with_lora(model, rank, alpha, dropout, targets, init, ACTION_PROJECTIONS)
+
+    def vision_gradient_checkpointing_enable(self) -> None:
+        """Recompute the vision tower in backward. (PI0's own `gradient_checkpointing_enable()` turns off the VLM's
+        key/value cache, which the action expert needs, and breaks training.)"""
+        self._policy.base_model.model.vlm.vision_tower.gradient_checkpointing_enable({"use_reentrant": False})
+
+    def merge_lora(self) -> None:
+        if not self.has_lora:
+            raise RuntimeError("the PI0 model carries no LoRA adapter to merge")
+        self._policy.model = self._policy.model.merge_and_unload()
+
+    def save_pretrained(self, path: str | Path, tag: str = "latest") -> None:
+        """The policy's run directory (see `policy.py`) plus the tokenizer files."""
+        self._policy.save_pretrained(path)
+        self._processor.save_pretrained(path)
+
+
+def build_pi0_adapter(config: PI0BackboneConfig) -> PI0Adapter:
+    """The policy and processor `config` describes (a random model, or loaded from a checkpoint / run directory)."""
+    dtype = None if config.dtype is None else getattr(torch, config.dtype)
+    overrides = {"attn_implementation": config.attn_implementation}
+    torch.manual_seed(config.seed)
+    if config.pretrained is None:
+        if config.policy.chunk_size is not None:
+            overrides["chunk_size"] = config.policy.chunk_size
+        policy = PI0Policy(_random_model(config, overrides), config.policy)
+        tokenizer = build_tiny_pi0_tokenizer()
+    else:
+        policy = PI0Policy.from_pretrained(
+            config.pretrained, base=config.base, spec=config.policy, trainable_lora=True, dtype=dtype, **overrides
+        )
+        tokenizer = _load_tokenizer(config)
+    if dtype is not None:
+        policy.set_dtype(dtype)
+    model_config = policy.base_model.config
+    vision = model_config.vlm_config.vision_config
+    layout = PI0Layout(
+        image_token_id=model_config.vlm_config.image_token_id,
+        image_size=vision.image_size,
+        tokens_per_image=(vision.image_size // vision.patch_size) ** 2,
+        max_state_dim=model_config.max_state_dim,
+        max_action_dim=model_config.max_action_dim,
+        chunk_size=model_config.chunk_size,
+    )
+    adapter = PI0Adapter(policy, PI0InputProcessor(tokenizer, config.policy, layout))
+    if config.vision_gradient_checkpointing:
+        adapter.vision_gradient_checkpointing_enable()
+    return adapter
+
+
+def _random_model(config: PI0BackboneConfig, overrides: dict[str, Any]) -> nn.Module:
+    from transformers import PI0ForConditionalGeneration
+
+    model_config = SIZE_PRESETS[config.size](**overrides)
+    model_config._attn_implementation = config.attn_implementation
+    return PI0ForConditionalGeneration(model_config)
+
+
+def _load_tokenizer(config: PI0BackboneConfig) -> PreTrainedTokenizerBase:
+    candidates = [Path(d) for d in (config.tokenizer, config.pretrained, config.base) if d is not None]
+    for directory in candidates:
+        if any(directory.glob("tokenizer*")):
+            return AutoTokenizer.from_pretrained(directory)
+    raise MissingInputError(
+        f"no tokenizer files in {[str(d) for d in candidates]}; PI0 uses PaliGemma's tokenizer: pass "
+        "--backbone.tokenizer <local copy of google/paligemma-3b-pt-224> (PI0 checkpoints do not ship one)"
+    )
