@@ -66,7 +66,8 @@ def test_help_describes_every_field_with_its_default(help_text):
         assert "(default:" in text and len(description) > 10, f"{option}: {text!r}"
     assert "[2,4,6,8,10,12,14,16,18,31]" in option_help(help_text, "--rocket.student_layers")
     assert "e.g. [0.9,0.999]" in option_help(help_text, "--optim.betas")
-    assert "{openvla,pi0}" in help_text and "{vggt,vggt_random,hf}" in help_text
+    assert "{" + ",".join(BackboneConfig.get_known_choices()) + "}" in help_text
+    assert "{vggt,vggt_random,hf}" in help_text
 
 
 def test_help_and_validation_import_no_model_code():

@@ -1,7 +1,7 @@
 """VLA backbones: one adapter per family, chosen with `--backbone.type` from the registry.
 
-Importing this package registers every built-in backbone config (`openvla`, `pi0`) without importing model code;
-the adapters load on first attribute access.
+Importing this package registers every built-in backbone config (`openvla`, `pi0`, the transformers VLMs)
+without importing model code; the adapters load on first attribute access.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from rocket_openvla.backbones.openvla.backbone_config import OpenVLABackboneConfig
 from rocket_openvla.backbones.pi0.backbone_config import PI0BackboneConfig
 from rocket_openvla.backbones.registry import BackboneConfig, available_backbones
+from rocket_openvla.backbones.vlm.paligemma import PaliGemmaBackboneConfig
 from rocket_openvla.lazy import lazy_attributes
 
 _LAZY = {
@@ -18,6 +19,9 @@ _LAZY = {
     "PI0Adapter": "rocket_openvla.backbones.pi0.adapter",
 }
 
-__all__ = ["BackboneConfig", "OpenVLABackboneConfig", "PI0BackboneConfig", "available_backbones", *_LAZY]
+__all__ = [
+    "BackboneConfig", "OpenVLABackboneConfig", "PI0BackboneConfig", "PaliGemmaBackboneConfig", "available_backbones",
+    *_LAZY,
+]
 
 __getattr__ = lazy_attributes(__name__, _LAZY)

@@ -10,19 +10,41 @@ token and the same mask applies to them.
 from __future__ import annotations
 
 import contextlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from peft import PeftModel
 from torch import nn
 
+from rocket_openvla.backbones.lora import LORA_DIR, save_lora_adapter, wrap_with_lora
 from rocket_openvla.capture import CapturePoints
-from rocket_openvla.normalization import DatasetStatistics
+from rocket_openvla.files import make_readable, write_text
+from rocket_openvla.normalization import DatasetStatistics, save_dataset_statistics
 
 POLICY_CONFIG_NAME = "policy_config.json"  # a policy's settings beside its weights (every backbone's own schema)
+
+
+def save_policy_files(
+    path: str | Path, model: nn.Module, spec: Any, statistics: Mapping[str, DatasetStatistics]
+) -> Path:
+    """What every policy directory holds: the model (only its LoRA adapter when wrapped, else its full weights in
+    the Hugging Face layout), `dataset_statistics.json` and the spec as `policy_config.json`. Returns the directory."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, PeftModel):
+        save_lora_adapter(model, path / LORA_DIR)
+    else:
+        model.save_pretrained(str(path))
+        make_readable(path)
+    if statistics:
+        save_dataset_statistics(statistics, path)
+    write_text(path / POLICY_CONFIG_NAME, json.dumps(asdict(spec), indent=2, sort_keys=True))
+    return path
 
 
 @contextlib.contextmanager
@@ -48,6 +70,34 @@ class ImageTokens:
 
     positions: torch.Tensor
     mask: torch.Tensor
+
+
+def image_token_positions(
+    input_ids: torch.Tensor, image_token_id: int, tokens_per_slot: Sequence[int], present: torch.Tensor | None = None
+) -> ImageTokens:
+    """The `ImageTokens` of a batch whose present cameras' image tokens are marked by `image_token_id`, camera after
+    camera in slot order (what every transformers VLM processor and PI0 write).
+
+    Args:
+        input_ids: `[B, L]`.
+        tokens_per_slot: image tokens of each camera slot (its grid's `gh * gw`).
+        present: `[B, slots]` bool, which slots hold an image (None: all); absent slots have no tokens and are masked.
+
+    Shape-static and without a host sync: image positions are sorted to the front of each row, then indexed.
+    """
+    batch_size, length = input_ids.shape
+    device = input_ids.device
+    if present is None:
+        present = torch.ones(batch_size, len(tokens_per_slot), dtype=torch.bool, device=device)
+    order = torch.arange(length, device=device).expand(batch_size, -1)
+    image_positions = torch.where(input_ids == image_token_id, order, order + length).argsort(dim=1)
+    counts = torch.tensor(tokens_per_slot, device=device) * present.long()  # [B, slots]
+    first = counts.cumsum(dim=1) - counts  # [B, slots]: image tokens of the present slots before each slot
+    index = torch.cat([first[:, [slot]] + torch.arange(count, device=device)
+                       for slot, count in enumerate(tokens_per_slot)], dim=1)
+    positions = image_positions.gather(1, index.clamp_max(length - 1))  # absent slots point anywhere: masked
+    mask = torch.cat([present[:, [slot]].expand(-1, count) for slot, count in enumerate(tokens_per_slot)], dim=1)
+    return ImageTokens(positions, mask)
 
 
 @dataclass
@@ -120,12 +170,20 @@ class BackboneAdapter(ABC):
     def capture_points(self) -> CapturePoints:
         """The decoder blocks and final norm whose inputs/output are `hidden_states`; valid after `apply_lora`."""
 
-    @property
-    @abstractmethod
-    def has_lora(self) -> bool:
-        """True once the VLA carries LoRA adapters (applied, or loaded from a run directory)."""
+    # The policy attribute that holds the model LoRA wraps (e.g. "vla"); the heads beside it train fully.
+    lora_attribute: ClassVar[str]
+    # Modules inside that model that train fully instead of getting adapters (peft `modules_to_save`).
+    lora_modules_to_save: ClassVar[tuple[str, ...]] = ()
 
-    @abstractmethod
+    @property
+    def has_lora(self) -> bool:
+        """True once the model carries LoRA adapters (applied, or loaded from a run directory)."""
+        return isinstance(getattr(self._policy, self.lora_attribute), PeftModel)
+
+    def lora_target_modules(self, model: nn.Module) -> str | list[str]:
+        """What "all-linear" means for this family (default: peft's own, every linear layer but the LM head)."""
+        return "all-linear"
+
     def apply_lora(
         self,
         rank: int,
@@ -134,7 +192,22 @@ class BackboneAdapter(ABC):
         target_modules: str | list[str] = "all-linear",
         init: str | bool = "gaussian",
     ) -> None:
-        """Wrap the VLA with peft LoRA (base weights frozen); heads and state projectors stay fully trainable."""
+        """Wrap the model with peft LoRA (base weights frozen); heads and state projectors stay fully trainable."""
+        if self.has_lora:
+            raise RuntimeError(
+                "the model already carries a LoRA adapter (loaded from a run directory's lora_adapter/, or applied "
+                "before); check adapter.has_lora before apply_lora"
+            )
+        model = getattr(self._policy, self.lora_attribute)
+        targets = self.lora_target_modules(model) if target_modules == "all-linear" else target_modules
+        wrapped = wrap_with_lora(model, rank, alpha, dropout, targets, init, self.lora_modules_to_save)
+        setattr(self._policy, self.lora_attribute, wrapped)
+
+    def merge_lora(self) -> None:
+        """Fold the LoRA adapters into the base weights in place (for deployment; training continues without LoRA)."""
+        if not self.has_lora:
+            raise RuntimeError("the model carries no LoRA adapter to merge")
+        setattr(self._policy, self.lora_attribute, getattr(self._policy, self.lora_attribute).merge_and_unload())
 
     def set_dataset_statistics(self, statistics: Mapping[str, Mapping[str, Any] | DatasetStatistics]) -> None:
         """Attach `{dataset_name: entry}` (OFT's `dataset_statistics.json` schema, or parsed entries) to the policy,
@@ -153,10 +226,6 @@ class BackboneAdapter(ABC):
         """True when some trainable parameters get no gradient in a step with these aligned `hidden_states` indices
         (none for the baseline), so DDP must look for them."""
         return False
-
-    @abstractmethod
-    def merge_lora(self) -> None:
-        """Fold the LoRA adapters into the base weights in place (for deployment; training continues without LoRA)."""
 
     @abstractmethod
     def save_pretrained(self, path: str | Path, tag: str = "latest") -> None:

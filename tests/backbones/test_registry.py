@@ -38,10 +38,11 @@ def test_a_yaml_without_type_gets_the_default_backbone(tmp_path):
 
 
 def test_unknown_backbone_type_is_refused_naming_the_registered_ones(capsys):
-    assert available_backbones() == ["openvla", "pi0"]
+    assert {"openvla", "pi0", "paligemma"} <= set(available_backbones())
     with pytest.raises(SystemExit):
         draccus.parse(TrainConfig, args=["--backbone.type", "no-such-vla"])
-    assert "invalid choice: 'no-such-vla' (choose from 'openvla', 'pi0')" in capsys.readouterr().err
+    message = capsys.readouterr().err.split("invalid choice: 'no-such-vla' (choose from ")[1]
+    assert all(f"'{name}'" in message for name in available_backbones())
 
 
 def test_parsing_a_backbone_config_imports_no_model_code():

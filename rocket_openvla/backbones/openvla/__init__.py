@@ -8,7 +8,7 @@
     checkpoint             safetensors layout, OFT component files, strict key checks
     adapter                OpenVLAAdapter (the training loop's view) and build_openvla_adapter
     tiny                   size presets ("tiny" for tests, "7b")
-    action_heads, action_tokenizer, prompting, tiny_tokenizer: OFT's side parts
+    action_tokenizer, prompting, tiny_tokenizer: OFT's side parts (its heads: rocket_openvla.backbones.action_heads)
 
 Names below load their module on first access, so importing the package (or the config) loads no model code.
 """

@@ -17,7 +17,6 @@ from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from rocket_openvla.backbones.base import BackboneAdapter, ImageTokens
-from rocket_openvla.backbones.lora import wrap_with_lora
 from rocket_openvla.backbones.openvla.modeling_openvla import OpenVLAModel
 from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy
 from rocket_openvla.backbones.openvla.processing_openvla import (
@@ -58,6 +57,7 @@ class OpenVLAAdapter(BackboneAdapter):
     """Adapter of an `OpenVLAPolicy`; see `BackboneAdapter` for the contract."""
 
     teacher_input_format = TEACHER_INPUT_FORMAT
+    lora_attribute = "vla"
 
     _policy: OpenVLAPolicy
     _processor: OpenVLAProcessor
@@ -88,11 +88,6 @@ class OpenVLAAdapter(BackboneAdapter):
         return (self.vla.vision_backbone.patch_grid,) * self.num_images
 
     @property
-    def has_lora(self) -> bool:
-        """True once the VLA is peft-wrapped (by `apply_lora` or by loading a run directory's adapter)."""
-        return self._policy.has_lora
-
-    @property
     def pixel_normalization(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
         """`(mean, std)` of the DINOv2 half of each camera's `pixel_values`, which the teacher inverts."""
         normalization = self._processor.normalization
@@ -105,35 +100,17 @@ class OpenVLAAdapter(BackboneAdapter):
         positions = torch.arange(1, 1 + count, device=input_ids.device).expand(input_ids.shape[0], -1)
         return ImageTokens(positions, torch.ones_like(positions, dtype=torch.bool))
 
+    def lora_target_modules(self, model: nn.Module) -> list[str]:
+        return lora_target_modules(model)
+
     def capture_points(self) -> CapturePoints:
         return CapturePoints.from_decoder(self.vla.decoder)
-
-    def apply_lora(
-        self,
-        rank: int,
-        alpha: float,
-        dropout: float = 0.0,
-        target_modules: str | list[str] = "all-linear",
-        init: str | bool = "gaussian",
-    ) -> None:
-        if self.has_lora:
-            raise RuntimeError(
-                "the VLA already carries a LoRA adapter (loaded from a run directory's lora_adapter/, or applied "
-                "before); check adapter.has_lora before apply_lora"
-            )
-        targets = lora_target_modules(self.vla) if target_modules == "all-linear" else target_modules
-        self._policy.vla = wrap_with_lora(self._policy.vla, rank, alpha, dropout, targets, init)
 
     def gradient_checkpointing_enable(self) -> None:
         """Recompute decoder blocks and ViT blocks in backward (non-reentrant; capture hooks stay outside)."""
         self.vla.language_model.activation_checkpointing_enable({"use_reentrant": False})
         self.vla.vision_backbone.featurizer.set_grad_checkpointing(True)
         self.vla.vision_backbone.fused_featurizer.set_grad_checkpointing(True)
-
-    def merge_lora(self) -> None:
-        if not self.has_lora:
-            raise RuntimeError("the VLA carries no LoRA adapter to merge")
-        self._policy.vla = self._policy.vla.merge_and_unload()
 
     def save_pretrained(self, path: str | Path, tag: str = "latest") -> None:
         """The policy's run directory (see `policy.py`) plus the tokenizer files and `preprocessor_config.json`."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from rocket_openvla.backbones.openvla.action_heads import load_oft_component_state_dict
+from rocket_openvla.backbones.action_heads import load_oft_component_state_dict
 from rocket_openvla.errors import ConfigError, MissingInputError
 from rocket_openvla.files import save_safetensors, write_text
 from rocket_openvla.state_dicts import format_keys, state_dict_problems

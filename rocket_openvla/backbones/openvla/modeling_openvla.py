@@ -27,7 +27,7 @@ from rocket_openvla.backbones.openvla.checkpoint import check_state_dict, read_m
 from rocket_openvla.backbones.openvla.configuration_openvla import CONFIG_NAME, OpenVLAConfig
 from rocket_openvla.backbones.openvla.prompting import IGNORE_INDEX
 from rocket_openvla.errors import MissingInputError
-from rocket_openvla.patches.bidirectional_llama import enable_bidirectional_attention
+from rocket_openvla.patches.bidirectional_attention import enable_bidirectional_attention
 
 CHANNELS_PER_IMAGE = 6  # [DINOv2-normalised RGB | SigLIP-normalised RGB]
 

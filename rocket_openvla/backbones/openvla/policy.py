@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +30,14 @@ from peft import PeftModel
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from rocket_openvla.backbones.base import POLICY_CONFIG_NAME, PolicyOutput, eval_mode
-from rocket_openvla.backbones.lora import LORA_DIR, load_with_lora_adapter, save_lora_adapter, unwrap
-from rocket_openvla.backbones.openvla.action_heads import (
+from rocket_openvla.backbones.action_heads import (
     DiffusionActionHead,
     L1RegressionActionHead,
     NoisyActionProjector,
     ProprioProjector,
 )
+from rocket_openvla.backbones.base import POLICY_CONFIG_NAME, PolicyOutput, eval_mode, save_policy_files
+from rocket_openvla.backbones.lora import LORA_DIR, load_with_lora_adapter, unwrap
 from rocket_openvla.backbones.openvla.checkpoint import (
     INDEX_NAME,
     SINGLE_WEIGHTS_NAME,
@@ -56,14 +56,12 @@ from rocket_openvla.backbones.openvla.modeling_openvla import (
 from rocket_openvla.backbones.openvla.prompting import IGNORE_INDEX, build_training_ids
 from rocket_openvla.backbones.registry import spec_from_dict
 from rocket_openvla.errors import MissingInputError
-from rocket_openvla.files import write_text
 from rocket_openvla.normalization import (
     STATISTICS_NAME,
     DatasetStatistics,
     NormalizationType,
     load_dataset_statistics,
     parse_dataset_statistics,
-    save_dataset_statistics,
     select_unnorm_key,
 )
 
@@ -350,18 +348,9 @@ class OpenVLAPolicy(nn.Module):
 
     def save_pretrained(self, path: str | Path, tag: str = "latest") -> None:
         """Write the run-directory layout (module docstring); a LoRA-wrapped VLA is saved as its adapter only."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        if self.has_lora:
-            save_lora_adapter(self.vla, path / LORA_DIR)
-        else:
-            self.vla.save_pretrained(path)
+        path = save_policy_files(path, self.vla, self.spec, self.statistics)
         for name, module in self.components().items():
             save_component_state_dict(module.state_dict(), path, name, tag)
-        if self.statistics:
-            save_dataset_statistics(self.statistics, path)
-        spec_json = json.dumps(asdict(self.spec), indent=2, sort_keys=True)
-        write_text(path / POLICY_CONFIG_NAME, spec_json)
 
     @classmethod
     def from_pretrained(

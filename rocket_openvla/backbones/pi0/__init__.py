@@ -6,7 +6,7 @@ ROCKET backbone (`--backbone.type pi0`).
     processing_pi0     our samples -> PI0 inputs (camera slots, prompt, padded state/actions), collator
     policy             PI0Policy (loss, predict_action, run directories)
     adapter            PI0Adapter (the training loop's view: image tokens per camera, masks) and build_pi0_adapter
-    tiny, tiny_tokenizer  the random tiny model and its tokenizer (tests, CPU quickstart)
+    tiny               the random tiny model (tests, CPU quickstart; tokenizer: backbones/char_tokenizer)
 
 Names below load their module on first access, so importing the package (or the config) loads no model code.
 """

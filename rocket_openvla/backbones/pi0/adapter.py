@@ -18,12 +18,11 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from rocket_openvla.backbones.base import BackboneAdapter, ImageTokens
-from rocket_openvla.backbones.lora import wrap_with_lora
+from rocket_openvla.backbones.base import BackboneAdapter, ImageTokens, image_token_positions
+from rocket_openvla.backbones.char_tokenizer import build_char_tokenizer
 from rocket_openvla.backbones.pi0.policy import PI0Policy
 from rocket_openvla.backbones.pi0.processing_pi0 import PI0InputProcessor, PI0Layout
 from rocket_openvla.backbones.pi0.tiny import SIZE_PRESETS
-from rocket_openvla.backbones.pi0.tiny_tokenizer import build_tiny_pi0_tokenizer
 from rocket_openvla.capture import CapturePoints
 from rocket_openvla.errors import MissingInputError
 
@@ -47,6 +46,8 @@ class PI0Adapter(BackboneAdapter):
     """Adapter of a `PI0Policy`; see `BackboneAdapter` for the contract."""
 
     teacher_input_format = TEACHER_INPUT_FORMAT
+    lora_attribute = "model"
+    lora_modules_to_save = ACTION_PROJECTIONS
 
     _policy: PI0Policy
     _processor: PI0InputProcessor
@@ -77,58 +78,27 @@ class PI0Adapter(BackboneAdapter):
     def action_chunk(self) -> int:
         return self._processor.layout.chunk_size
 
-    @property
-    def has_lora(self) -> bool:
-        return self._policy.has_lora
-
     def ddp_find_unused_parameters(self, student_layers: Sequence[int]) -> bool:
         """The expert reads only the VLM's key/value cache, so the last VLM layer's query, output projection and MLP
         get a gradient only when the final hidden state (`hidden_states[n]`) is aligned."""
         return self.num_hidden_layers not in student_layers
 
     def image_tokens(self, batch: Mapping[str, Any]) -> ImageTokens:
-        """Slot s's tokens are the r-th run of image tokens when s is the r-th present slot; absent slots are masked.
+        """Slot s's tokens are the r-th run of image tokens when s is the r-th present slot; absent slots are masked."""
+        layout = self._processor.layout
+        return image_token_positions(batch["input_ids"], layout.image_token_id,
+                                     [layout.tokens_per_image] * self.num_images, batch["pixel_attention_mask"])
 
-        Shape-static and without a host sync: the image positions are sorted to the front, then indexed.
-        """
-        input_ids, present = batch["input_ids"], batch["pixel_attention_mask"]
-        per_image, (batch_size, length) = self._processor.layout.tokens_per_image, input_ids.shape
-        is_image = input_ids == self._processor.layout.image_token_id
-        order = torch.arange(length, device=input_ids.device).expand(batch_size, -1)
-        image_positions = torch.where(is_image, order, order + length).argsort(dim=1)  # image positions first
-        rank = (present.long().cumsum(dim=1) - 1).clamp_min(0)  # [B, slots]: present slot -> its run of tokens
-        index = (rank[:, :, None] * per_image + torch.arange(per_image, device=input_ids.device)).flatten(1)
-        index = index.clamp_max(length - 1)  # absent slots past the sequence end point anywhere: they are masked
-        positions = image_positions.gather(1, index)
-        mask = present.bool().repeat_interleave(per_image, dim=1)
-        return ImageTokens(positions, mask)
+    def lora_target_modules(self, model: nn.Module) -> list[str]:
+        return lora_target_modules(model)
 
     def capture_points(self) -> CapturePoints:
         return CapturePoints.from_decoder(self.language_model)
-
-    def apply_lora(
-        self,
-        rank: int,
-        alpha: float,
-        dropout: float = 0.0,
-        target_modules: str | list[str] = "all-linear",
-        init: str | bool = "gaussian",
-    ) -> None:
-        if self.has_lora:
-            raise RuntimeError("the PI0 model already carries a LoRA adapter; check adapter.has_lora before apply_lora")
-        model = self._policy.model
-        targets = lora_target_modules(model) if target_modules == "all-linear" else target_modules
-        self._policy.model = wrap_with_lora(model, rank, alpha, dropout, targets, init, ACTION_PROJECTIONS)
 
     def vision_gradient_checkpointing_enable(self) -> None:
         """Recompute the vision tower in backward. (PI0's own `gradient_checkpointing_enable()` turns off the VLM's
         key/value cache, which the action expert needs, and breaks training.)"""
         self._policy.base_model.model.vlm.vision_tower.gradient_checkpointing_enable({"use_reentrant": False})
-
-    def merge_lora(self) -> None:
-        if not self.has_lora:
-            raise RuntimeError("the PI0 model carries no LoRA adapter to merge")
-        self._policy.model = self._policy.model.merge_and_unload()
 
     def save_pretrained(self, path: str | Path, tag: str = "latest") -> None:
         """The policy's run directory (see `policy.py`) plus the tokenizer files."""
@@ -145,7 +115,7 @@ def build_pi0_adapter(config: PI0BackboneConfig) -> PI0Adapter:
         if config.policy.chunk_size is not None:
             overrides["chunk_size"] = config.policy.chunk_size
         policy = PI0Policy(_random_model(config, overrides), config.policy)
-        tokenizer = build_tiny_pi0_tokenizer()
+        tokenizer = build_char_tokenizer()
     else:
         policy = PI0Policy.from_pretrained(
             config.pretrained, base=config.base, spec=config.policy, trainable_lora=True, dtype=dtype, **overrides

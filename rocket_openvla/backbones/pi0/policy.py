@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +23,22 @@ from peft import PeftModel
 from torch import nn
 from transformers import PI0ForConditionalGeneration
 
-from rocket_openvla.backbones.base import POLICY_CONFIG_NAME, PolicyOutput, eval_mode
-from rocket_openvla.backbones.lora import LORA_DIR, load_with_lora_adapter, save_lora_adapter, unwrap
+from rocket_openvla.backbones.base import POLICY_CONFIG_NAME, PolicyOutput, eval_mode, save_policy_files
+from rocket_openvla.backbones.hf_checkpoints import MODEL_CONFIG_NAME, load_pretrained_strict
+from rocket_openvla.backbones.lora import LORA_DIR, load_with_lora_adapter, unwrap
 from rocket_openvla.backbones.pi0.configuration_pi0 import PI0PolicySpec
 from rocket_openvla.backbones.registry import spec_from_dict
 from rocket_openvla.errors import ConfigError, MissingInputError
-from rocket_openvla.files import make_readable, write_text
 from rocket_openvla.normalization import (
     STATISTICS_NAME,
     DatasetStatistics,
     NormalizationType,
     load_dataset_statistics,
-    save_dataset_statistics,
     select_unnorm_key,
 )
 
 logger = logging.getLogger(__name__)
 
-MODEL_CONFIG_NAME = "config.json"
 
 
 @dataclass
@@ -147,16 +145,7 @@ class PI0Policy(nn.Module):
     # --- checkpoints ---------------------------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> None:
         """Write the run-directory layout (module docstring)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        if self.has_lora:
-            save_lora_adapter(self.model, path / LORA_DIR)
-        else:
-            self.model.save_pretrained(str(path))
-            make_readable(path)
-        if self.statistics:
-            save_dataset_statistics(self.statistics, path)
-        write_text(path / POLICY_CONFIG_NAME, json.dumps(asdict(self.spec), indent=2, sort_keys=True))
+        save_policy_files(path, self.model, self.spec, self.statistics)
 
     @classmethod
     def from_pretrained(
@@ -203,29 +192,8 @@ class PI0Policy(nn.Module):
 def load_pi0_model(
     path: Path, dtype: torch.dtype | None = None, config_overrides: Mapping[str, Any] | None = None
 ) -> PI0ForConditionalGeneration:
-    """`PI0ForConditionalGeneration.from_pretrained` that refuses missing, unexpected or mis-shaped weights
-    (transformers would initialise missing ones randomly and only log it)."""
-    present = {
-        MODEL_CONFIG_NAME: (path / MODEL_CONFIG_NAME).is_file(),
-        "model*.safetensors": any(path.glob("model*.safetensors")),
-    }
-    missing = [name for name, found in present.items() if not found]
-    if missing:
-        raise MissingInputError(
-            f"PI0 checkpoint {path} lacks {missing}; pass a directory in the Hugging Face layout (config.json + "
-            "model.safetensors, or sharded with model.safetensors.index.json)"
-        )
-    model, info = PI0ForConditionalGeneration.from_pretrained(
-        str(path), dtype=dtype, output_loading_info=True, **dict(config_overrides or {})
-    )
-    problems = {
-        name: sorted(info[name]) for name in ("missing_keys", "unexpected_keys", "mismatched_keys") if info[name]
-    }
-    if problems:
-        raise ConfigError(
-            f"PI0 checkpoint {path} does not match its config.json: {problems}; pass a complete PI0 checkpoint"
-        )
-    return model
+    """A PI0 checkpoint, strictly (see `load_pretrained_strict`)."""
+    return load_pretrained_strict(PI0ForConditionalGeneration, path, dtype, "pi0", **dict(config_overrides or {}))
 
 
 def _read_spec(path: Path) -> PI0PolicySpec:

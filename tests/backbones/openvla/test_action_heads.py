@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from rocket_openvla.backbones.openvla.action_heads import (
+from rocket_openvla.backbones.action_heads import (
     DDIMScheduler,
     DiffusionActionHead,
     L1RegressionActionHead,

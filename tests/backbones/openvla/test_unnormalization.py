@@ -5,7 +5,7 @@ import json
 import numpy as np
 import torch
 
-from rocket_openvla.backbones.openvla.action_heads import L1RegressionActionHead
+from rocket_openvla.backbones.action_heads import L1RegressionActionHead
 from rocket_openvla.backbones.openvla.action_tokenizer import ActionTokenizer
 from rocket_openvla.normalization import parse_dataset_statistics, select_unnorm_key
 from tests.fixtures import OPENVLA_OFT_TINY

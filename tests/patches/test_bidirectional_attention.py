@@ -1,12 +1,13 @@
-"""The bidirectional-attention patch on a tiny stock transformers Llama: on, off, padding, backends, peft."""
+"""The bidirectional-attention patch on tiny stock transformers decoders (Llama, Qwen2): on, off, padding, backends,
+peft."""
 
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 from torch import nn
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-from rocket_openvla.patches.bidirectional_llama import (
+from rocket_openvla.patches.bidirectional_attention import (
     bidirectional_attention,
     enable_bidirectional_attention,
     is_bidirectional,
@@ -107,6 +108,17 @@ def test_survives_peft_wrapping():
     assert delta[:, :-1].abs().max() > 1e-3
 
 
-def test_rejects_models_without_llama():
-    with pytest.raises(TypeError, match="no transformers LlamaModel"):
+def test_other_decoders_too():
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2)
+    model = Qwen2ForCausalLM._from_config(config, attn_implementation="sdpa").eval()
+    assert earlier_change(model) == 0.0
+    with bidirectional_attention(model):
+        assert earlier_change(model) > 1e-3
+    assert earlier_change(model) == 0.0
+
+
+def test_rejects_models_without_a_decoder():
+    with pytest.raises(TypeError, match="no transformers decoder model"):
         enable_bidirectional_attention(nn.Linear(2, 2))

@@ -1,4 +1,5 @@
-"""OpenVLA-OFT's continuous action heads and the projectors that feed extra inputs into the LLM.
+"""OpenVLA-OFT's continuous action heads and the projectors that feed extra inputs into the LLM (any backbone with
+OFT-style action heads uses them: the native OpenVLA, the transformers VLMs).
 
 Every module keeps OFT's parameter names, so OFT's `action_head--*.pt`, `proprio_projector--*.pt` and
 `noisy_action_projector--*.pt` load with `strict=True` (after `load_oft_component_state_dict` strips DDP's

@@ -1,18 +1,20 @@
-"""Bidirectional (non-causal) self-attention for a stock transformers Llama model, switched on per model and reversible.
+"""Bidirectional (non-causal) self-attention for stock transformers decoders (Llama, Qwen2, Gemma, ...), switched on
+per model and reversible.
 
 OpenVLA-OFT decodes a whole action chunk in one pass and was trained with a transformers fork whose Llama SDPA
 attention lets every token attend to every non-padding token. Stock
 transformers >= 5.2 builds a bidirectional padding mask instead of a causal one when the model's config carries
 `is_causal = False`, and its attention kernels read the same flag. This patch sets that flag on the config of every
-`LlamaModel` inside a given module and on each of its attention modules (so direct calls of a decoder layer without
-a mask are non-causal too), and restores the previous values on `remove()`.
+decoder inside a given module (a transformers model with `layers`, e.g. `LlamaModel`) and on each of its attention
+modules (so direct calls of a decoder layer without a mask are non-causal too), and restores the previous values on
+`remove()`. OpenVLA-OFT uses it on Llama; the VLM backbones on their language model (whatever the family).
 
 Padding stays masked: query i attends key j iff `attention_mask[j]`, exactly the fork's "last causal row repeated".
 Works for the eager, sdpa, flash-attention and flex backends and through peft/DDP wrappers (the config and attention
 objects are shared, not copied). Not meant for KV-cached generation.
 
     handle = enable_bidirectional_attention(vla.language_model)   # ... handle.remove()
-    with bidirectional_attention(llama): ...
+    with bidirectional_attention(decoder): ...
 """
 
 from __future__ import annotations
@@ -33,21 +35,27 @@ def _require_is_causal_support() -> None:
         import transformers
 
         raise RuntimeError(
-            f"transformers=={transformers.__version__} does not honour `config.is_causal`, so Llama attention cannot "
+            f"transformers=={transformers.__version__} does not honour `config.is_causal`, so attention cannot "
             "be made bidirectional; install transformers>=5.2"
         )
 
 
-def _llama_models(model: nn.Module) -> list[nn.Module]:
-    from transformers.models.llama.modeling_llama import LlamaModel
+def _decoders(model: nn.Module) -> list[nn.Module]:
+    """The transformers decoder models inside `model`: PreTrainedModels that own their `layers` (a ModuleList)."""
+    from transformers import PreTrainedModel
 
-    found = [m for m in model.modules() if isinstance(m, LlamaModel)]
+    found = [m for m in model.modules()
+             if isinstance(m, PreTrainedModel) and isinstance(getattr(m, "layers", None), nn.ModuleList)]
     if not found:
         raise TypeError(
-            f"{type(model).__name__} contains no transformers LlamaModel; the bidirectional patch only applies to "
-            "Llama language models"
+            f"{type(model).__name__} contains no transformers decoder model (a PreTrainedModel with `layers`); the "
+            "bidirectional patch applies to transformers language models"
         )
     return found
+
+
+def _attention_modules(decoder: nn.Module) -> list[nn.Module]:
+    return [m for m in decoder.layers.modules() if isinstance(getattr(m, "is_causal", None), bool)]
 
 
 @dataclass
@@ -69,13 +77,12 @@ class BidirectionalAttentionHandle:
 
 
 def enable_bidirectional_attention(model: nn.Module) -> BidirectionalAttentionHandle:
-    """Make every Llama decoder inside `model` attend bidirectionally (padding stays masked) until `remove()`."""
-    from transformers.models.llama.modeling_llama import LlamaAttention
-
+    """Make every transformers decoder inside `model` attend bidirectionally (padding stays masked) until
+    `remove()`."""
     _require_is_causal_support()
     handle = BidirectionalAttentionHandle()
-    for llama in _llama_models(model):
-        owners = [llama.config] + [m for m in llama.modules() if isinstance(m, LlamaAttention)]
+    for decoder in _decoders(model):
+        owners = [decoder.config, *_attention_modules(decoder)]
         for owner in owners:
             handle._previous.append((owner, getattr(owner, "is_causal", _MISSING)))
             owner.is_causal = False
@@ -93,5 +100,5 @@ def bidirectional_attention(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def is_bidirectional(model: nn.Module) -> bool:
-    """True when every Llama decoder inside `model` currently attends bidirectionally."""
-    return all(getattr(llama.config, "is_causal", True) is False for llama in _llama_models(model))
+    """True when every transformers decoder inside `model` currently attends bidirectionally."""
+    return all(getattr(decoder.config, "is_causal", True) is False for decoder in _decoders(model))
