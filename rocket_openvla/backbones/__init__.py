@@ -10,6 +10,8 @@ from rocket_openvla.backbones.openvla.backbone_config import OpenVLABackboneConf
 from rocket_openvla.backbones.pi0.backbone_config import PI0BackboneConfig
 from rocket_openvla.backbones.registry import BackboneConfig, available_backbones
 from rocket_openvla.backbones.vlm.paligemma import PaliGemmaBackboneConfig
+from rocket_openvla.backbones.vlm.qwen2_5_vl import Qwen25VLBackboneConfig
+from rocket_openvla.backbones.vlm.smolvlm import SmolVLMBackboneConfig
 from rocket_openvla.lazy import lazy_attributes
 
 _LAZY = {
@@ -21,6 +23,8 @@ _LAZY = {
 
 __all__ = [
     "BackboneConfig", "OpenVLABackboneConfig", "PI0BackboneConfig", "PaliGemmaBackboneConfig", "available_backbones",
+    "Qwen25VLBackboneConfig",
+    "SmolVLMBackboneConfig",
     *_LAZY,
 ]
 

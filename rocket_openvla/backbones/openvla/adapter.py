@@ -17,6 +17,7 @@ from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from rocket_openvla.backbones.base import BackboneAdapter, ImageTokens
+from rocket_openvla.backbones.openvla.configuration_openvla import PolicySpec
 from rocket_openvla.backbones.openvla.modeling_openvla import OpenVLAModel
 from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy
 from rocket_openvla.backbones.openvla.processing_openvla import (
@@ -127,7 +128,7 @@ def build_openvla_adapter(config: OpenVLABackboneConfig) -> OpenVLAAdapter:
     dtype = None if config.dtype is None else getattr(torch, config.dtype)
     torch.manual_seed(config.seed)
     if config.pretrained is None:
-        policy = OpenVLAPolicy(OpenVLAModel(SIZE_PRESETS[config.size](**overrides)), config.policy)
+        policy = OpenVLAPolicy(OpenVLAModel(SIZE_PRESETS[config.size](**overrides)), config.policy or PolicySpec())
         if dtype is not None:
             policy.set_dtype(dtype)
         tokenizer, normalization = build_tiny_tokenizer(), ImageNormalization()

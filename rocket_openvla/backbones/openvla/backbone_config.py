@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rocket_openvla.backbones.openvla.configuration_openvla import ATTN_IMPLEMENTATIONS, PolicySpec
@@ -27,8 +27,9 @@ class OpenVLABackboneConfig(BackboneConfig):
     base: str | None = None
     # Architecture of the random model when `pretrained` is null: "tiny" (tests, quickstart) or "7b".
     size: str = "tiny"
-    # Heads and inputs of the policy: cameras, proprio, action head, chunk (saved as policy_config.json).
-    policy: PolicySpec = field(default_factory=PolicySpec)
+    # Heads and inputs of the policy: cameras, proprio, action head, chunk (saved as policy_config.json); null: the
+    # `pretrained` run directory's policy_config.json, else OFT's LIBERO recipe (PolicySpec's defaults).
+    policy: PolicySpec | None = None
     # Attention kernel of the LLM: "sdpa", "eager", "flash_attention_2" or "flex_attention".
     attn_implementation: str = "sdpa"
     # OFT's parallel decoding (every token sees every token); false keeps the LLM causal (original OpenVLA).

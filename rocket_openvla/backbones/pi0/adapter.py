@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from rocket_openvla.backbones.base import BackboneAdapter, ImageTokens, image_token_positions
 from rocket_openvla.backbones.char_tokenizer import build_char_tokenizer
+from rocket_openvla.backbones.pi0.configuration_pi0 import PI0PolicySpec
 from rocket_openvla.backbones.pi0.policy import PI0Policy
 from rocket_openvla.backbones.pi0.processing_pi0 import PI0InputProcessor, PI0Layout
 from rocket_openvla.backbones.pi0.tiny import SIZE_PRESETS
@@ -112,9 +113,10 @@ def build_pi0_adapter(config: PI0BackboneConfig) -> PI0Adapter:
     overrides = {"attn_implementation": config.attn_implementation}
     torch.manual_seed(config.seed)
     if config.pretrained is None:
-        if config.policy.chunk_size is not None:
-            overrides["chunk_size"] = config.policy.chunk_size
-        policy = PI0Policy(_random_model(config, overrides), config.policy)
+        spec = config.policy or PI0PolicySpec()
+        if spec.chunk_size is not None:
+            overrides["chunk_size"] = spec.chunk_size
+        policy = PI0Policy(_random_model(config, overrides), spec)
         tokenizer = build_char_tokenizer()
     else:
         policy = PI0Policy.from_pretrained(
@@ -133,7 +135,7 @@ def build_pi0_adapter(config: PI0BackboneConfig) -> PI0Adapter:
         max_action_dim=model_config.max_action_dim,
         chunk_size=model_config.chunk_size,
     )
-    adapter = PI0Adapter(policy, PI0InputProcessor(tokenizer, config.policy, layout))
+    adapter = PI0Adapter(policy, PI0InputProcessor(tokenizer, policy.spec, layout))
     if config.vision_gradient_checkpointing:
         adapter.vision_gradient_checkpointing_enable()
     return adapter

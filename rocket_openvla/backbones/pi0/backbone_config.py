@@ -3,7 +3,7 @@ code; `build()` does."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rocket_openvla.backbones.pi0.configuration_pi0 import PI0PolicySpec
@@ -30,8 +30,9 @@ class PI0BackboneConfig(BackboneConfig):
     tokenizer: str | None = None
     # Architecture of the random model when `pretrained` is null: "tiny" (tests, quickstart) or "base" (PI0's).
     size: str = "tiny"
-    # Camera slots, action and state dims, chunk size (saved as policy_config.json).
-    policy: PI0PolicySpec = field(default_factory=PI0PolicySpec)
+    # Camera slots, action and state dims, chunk size (saved as policy_config.json); null: the `pretrained` run
+    # directory's policy_config.json, else LIBERO's (PI0PolicySpec's defaults).
+    policy: PI0PolicySpec | None = None
     # Attention kernel: "sdpa", "eager" or "flex_attention" (flash attention would drop PI0's bidirectional mask).
     attn_implementation: str = "sdpa"
     # Weight dtype: "bfloat16" (GPU), "float32", or null (as stored; random models: float32).

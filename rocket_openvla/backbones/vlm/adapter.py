@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from rocket_openvla.backbones.base import BackboneAdapter, ImageTokens, image_token_positions
+from rocket_openvla.backbones.vlm.configuration_vlm import VLMPolicySpec
 from rocket_openvla.backbones.vlm.family import VLMFamily
 from rocket_openvla.backbones.vlm.policy import VLMActionPolicy
 from rocket_openvla.backbones.vlm.processing_vlm import VLMInputProcessor
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TEACHER_INPUT_FORMAT = "unit"  # teacher_images [B, V, 3, S, S] in [0, 1]
-DEFAULT_IMAGE_SIZE = 224  # the camera side the grids are computed for when backbone.policy.image_sizes is null
+# Camera side when backbone.policy.image_sizes is null and the family's token grid follows the camera size.
+DEFAULT_IMAGE_SIZE = 224
 
 
 class VLMAdapter(BackboneAdapter):
@@ -87,7 +89,7 @@ def build_vlm_adapter(config: VLMBackboneConfig, family: VLMFamily) -> VLMAdapte
     if config.pretrained is None:
         vlm_config = family.tiny_config()
         vlm_config._attn_implementation = config.attn_implementation
-        policy = VLMActionPolicy(family.model_class()(vlm_config), family, config.policy)
+        policy = VLMActionPolicy(family.model_class()(vlm_config), family, config.policy or VLMPolicySpec())
         processor = family.tiny_processor()
         if dtype is not None:
             policy.set_dtype(dtype)
@@ -97,11 +99,13 @@ def build_vlm_adapter(config: VLMBackboneConfig, family: VLMFamily) -> VLMAdapte
             attn_implementation=config.attn_implementation,
         )
         processor = _load_processor(config, family)
-    model_config = policy.base_vlm.config
-    sizes = config.policy.image_sizes or [DEFAULT_IMAGE_SIZE] * config.policy.num_images
-    grids = tuple(family.camera_grid(model_config, size) for size in sizes)
-    inputs = VLMInputProcessor(processor, family, config.policy, family.image_token_id(model_config),
-                               [gh * gw for gh, gw in grids])
+    model_config, spec = policy.base_vlm.config, policy.spec
+    image_sizes = spec.image_sizes
+    if image_sizes is None and family.grid_follows_image_size:
+        image_sizes = [DEFAULT_IMAGE_SIZE] * spec.num_images
+    grids = tuple(family.camera_grid(model_config, size) for size in image_sizes or [None] * spec.num_images)
+    inputs = VLMInputProcessor(processor, family, spec, family.image_token_id(model_config),
+                               [gh * gw for gh, gw in grids], image_sizes)
     return VLMAdapter(policy, inputs, grids)
 
 

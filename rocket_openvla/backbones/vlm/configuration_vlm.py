@@ -24,7 +24,8 @@ class VLMPolicySpec:
     # Dimensions of the robot state (LIBERO: 6 end-effector + 2 gripper).
     proprio_dim: int = 8
     # Side each camera is resized to before the family's processor, one per camera, e.g. [224,112]; null: the
-    # data's size. Qwen2.5-VL's token grid follows it; PaliGemma and SmolVLM resize to their own input size anyway.
+    # data's size, except 224 px for Qwen2.5-VL, whose token grid follows it (PaliGemma and SmolVLM resize every
+    # camera to their own input size anyway).
     image_sizes: list[int] | None = None
     # Let every token attend to every token (OFT's parallel decoding of the action queries); false keeps the VLM's
     # own mask.

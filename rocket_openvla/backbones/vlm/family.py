@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -36,6 +36,9 @@ class VLMFamily(abc.ABC):
     token_inputs: ClassVar[tuple[str, ...]] = ()
     # The model's vision inputs, as `collate_vision` returns them (e.g. `pixel_values`, `image_grid_thw`).
     vision_input_names: ClassVar[tuple[str, ...]] = ("pixel_values",)
+    # Whether a camera's token grid follows its size (Qwen2.5-VL) or the processor resizes every camera to the
+    # model's own input size (PaliGemma, SmolVLM).
+    grid_follows_image_size: ClassVar[bool] = False
 
     @abc.abstractmethod
     def model_class(self) -> type:
@@ -62,8 +65,9 @@ class VLMFamily(abc.ABC):
         return config.image_token_id
 
     @abc.abstractmethod
-    def camera_grid(self, config: Any, image_size: int) -> tuple[int, int]:
-        """Token grid of one camera image of side `image_size` (before the processor)."""
+    def camera_grid(self, config: Any, image_size: int | None) -> tuple[int, int]:
+        """Token grid of one camera image of side `image_size` (before the processor; None: the data's own size,
+        only for families whose grid does not follow it)."""
 
     @abc.abstractmethod
     def encode(self, processor: Any, images: Sequence[np.ndarray], instruction: str) -> dict[str, torch.Tensor]:
@@ -88,8 +92,9 @@ class VLMBackboneConfig(BackboneConfig):
     # Directory with the family's processor files (tokenizer, image processor); null: `pretrained`'s own (the tiny
     # offline one for a random VLM).
     processor: str | None = None
-    # Action queries, proprio, chunk, camera sizes, bidirectional attention (saved as policy_config.json).
-    policy: VLMPolicySpec = field(default_factory=VLMPolicySpec)
+    # Action queries, proprio, chunk, camera sizes, bidirectional attention (saved as policy_config.json); null: the
+    # `pretrained` run directory's policy_config.json, else LIBERO's (VLMPolicySpec's defaults).
+    policy: VLMPolicySpec | None = None
     # Attention kernel: "sdpa" or "eager".
     attn_implementation: str = "sdpa"
     # Weight dtype: "bfloat16" (GPU; the proprio projector and action queries stay float32, as OFT), "float32",

@@ -43,7 +43,7 @@ class PaliGemmaFamily(VLMFamily):
         image_processor.image_seq_length = (size // TINY_VISION["patch_size"]) ** 2
         return PaliGemmaProcessor(image_processor=image_processor, tokenizer=build_char_tokenizer(["<image>"]))
 
-    def camera_grid(self, config: Any, image_size: int) -> tuple[int, int]:
+    def camera_grid(self, config: Any, image_size: int | None) -> tuple[int, int]:
         vision = config.vision_config  # the processor resizes every camera to the model's own input size
         side = vision.image_size // vision.patch_size
         return side, side

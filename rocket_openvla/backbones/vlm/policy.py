@@ -122,7 +122,7 @@ class VLMActionPolicy(nn.Module):
         names = {"input_ids", "attention_mask", *self.family.token_inputs, *self.family.vision_input_names}
         self._slot_embeddings = (positions, values)
         try:
-            return self.base_vlm.model(**{key: batch[key] for key in names}, **kwargs)
+            return self.base_vlm.model(**{key: batch[key] for key in names}, use_cache=False, **kwargs)
         finally:
             self._slot_embeddings = None
 

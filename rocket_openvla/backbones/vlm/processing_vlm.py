@@ -5,7 +5,8 @@ Per sample (raw: `images` uint8 `[V, H, W, 3]`, `instruction`, normalised `actio
                      instruction), then one proprio slot (when used) and chunk x action_dim action-query slots; the
                      slots hold a placeholder id whose embedding the policy replaces
     <token inputs>   the family's other per-token inputs, 0 on the slots
-    <vision inputs>  what the family's processor made of the cameras (each resized to `image_sizes[i]` first)
+    <vision inputs>  what the family's processor made of the cameras (each resized to `image_sizes[i]` first,
+                     when given)
     teacher_images   `[V, 3, S, S]` in [0, 1]: the cameras as the data pipeline delivered them, for the teacher
     state, actions   the normalised state `[P]` and actions `[chunk, A]` (absent at inference)
 """
@@ -32,9 +33,10 @@ class VLMInputProcessor:
 
     def __init__(
         self, processor: Any, family: VLMFamily, spec: VLMPolicySpec, image_token_id: int,
-        tokens_per_camera: Sequence[int],
+        tokens_per_camera: Sequence[int], image_sizes: Sequence[int] | None = None,
     ) -> None:
         self.processor, self.family, self.spec = processor, family, spec
+        self.image_sizes = None if image_sizes is None else list(image_sizes)
         self.image_token_id, self.tokens_per_camera = image_token_id, list(tokens_per_camera)
         tokenizer = processor.tokenizer
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -82,11 +84,11 @@ class VLMInputProcessor:
         return example
 
     def _resized(self, images: np.ndarray) -> list[np.ndarray]:
-        if self.spec.image_sizes is None:
+        if self.image_sizes is None:
             return list(images)
         return [
             (unit_rgb(image[None], size)[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-            for image, size in zip(images, self.spec.image_sizes)
+            for image, size in zip(images, self.image_sizes)
         ]
 
     def save_pretrained(self, directory: str | Path) -> None:

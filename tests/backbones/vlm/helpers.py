@@ -8,7 +8,7 @@ from rocket_openvla.backbones.vlm.configuration_vlm import VLMPolicySpec
 from rocket_openvla.backbones.vlm.family import VLMBackboneConfig
 
 # Policy options a family is tested with besides the defaults (e.g. cameras of different sizes).
-POLICY_OPTIONS: dict[str, dict] = {}
+POLICY_OPTIONS: dict[str, dict] = {"qwen2_5_vl": {"image_sizes": [224, 112]}}
 # Every registered transformers VLM family, tested alike.
 FAMILIES = {
     name: POLICY_OPTIONS.get(name, {})
