@@ -8,6 +8,7 @@ gets its own stateless seed: before every op the seed is replaced by `stateless_
 each other. Within the crop op the row and column offsets come from the same op seed, so the fixed 90% square
 crop's offsets are equal (it slides along the diagonal). Camera i of a frame uses seed + i, so cameras get
 different crops and jitter. Evaluation of an augmented policy takes the centre crop of the same area instead.
+`augment_crop_boxes` says which crop each view got (the teacher-feature cache applies it to cached feature maps).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def augment_image(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     crop_seed, brightness_seed, contrast_seed, saturation_seed, hue_seed = op_seeds(seed)
     ops = (
-        lambda x: _random_square_crop(x, crop_seed, height, width),
+        lambda x: _crop_and_resize(x, _square_crop_box(crop_seed), height, width),
         lambda x: tf.image.stateless_random_brightness(x, BRIGHTNESS_DELTA, brightness_seed),
         lambda x: tf.image.stateless_random_contrast(x, *CONTRAST_RANGE, contrast_seed),
         lambda x: tf.image.stateless_random_saturation(x, *SATURATION_RANGE, saturation_seed),
@@ -52,6 +53,11 @@ def augment_image(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     for op in ops:
         result = tf.clip_by_value(op(result), 0.0, 1.0)
     return tf.image.convert_image_dtype(result, tf.uint8, saturate=True)
+
+
+def augment_crop_box(seed: tf.Tensor) -> tf.Tensor:
+    """The crop `augment_image(image, seed)` takes: float32 [4] `(y1, x1, y2, x2)` in [0, 1] image coordinates."""
+    return _square_crop_box(op_seeds(seed)[0])
 
 
 def op_seeds(seed: tf.Tensor) -> list[tf.Tensor]:
@@ -66,22 +72,31 @@ def op_seeds(seed: tf.Tensor) -> list[tf.Tensor]:
     return seeds
 
 
-def _random_square_crop(image: tf.Tensor, seed: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
-    """float32 [H, W, 3] -> float32 [height, width, 3]: a random square crop of `CROP_AREA`, resized back.
+def _square_crop_box(seed: tf.Tensor) -> tf.Tensor:
+    """The random square crop of `CROP_AREA` drawn from the crop op's seed (int32 [2]): float32 [4] (y1, x1, y2, x2).
 
     A random resized crop with scale and aspect ratio fixed at (CROP_AREA, 1): side sqrt(area / ratio) in float32,
-    row and column offsets both drawn from the op seed `seed` (int32 [2]) over [0, 1 - side), hence equal.
+    row and column offsets both drawn from `seed` over [0, 1 - side), hence equal.
     """
     side = tf.sqrt(tf.constant(CROP_AREA, tf.float32))
-    offset = tf.random.stateless_uniform((1,), seed, 0.0, 1.0 - side)
-    box = tf.stack([offset, offset, offset + side, offset + side], axis=1)  # [1, 4] (y1, x1, y2, x2), normalised
-    return tf.image.crop_and_resize(image[None], box, [0], (height, width))[0]
+    offset = tf.random.stateless_uniform((1,), seed, 0.0, 1.0 - side)[0]
+    return tf.stack([offset, offset, offset + side, offset + side])
+
+
+def _crop_and_resize(image: tf.Tensor, box: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    """float32 [H, W, 3] -> float32 [height, width, 3]: the `box` (y1, x1, y2, x2), normalised, resized back."""
+    return tf.image.crop_and_resize(image[None], box[None], [0], (height, width))[0]
 
 
 def augment_views(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """uint8 [V, H, W, 3] -> uint8 [V, H, W, 3]; view i is augmented with `seed + i`."""
     num_views = images.shape[0]
     return tf.stack([augment_image(images[i], seed + i) for i in range(num_views)])
+
+
+def augment_crop_boxes(num_views: int, seed: tf.Tensor) -> tf.Tensor:
+    """float32 [V, 4]: the crop box `augment_views(images, seed)` takes for each of its `num_views` views."""
+    return tf.stack([augment_crop_box(seed + i) for i in range(num_views)])
 
 
 def center_crop(image: tf.Tensor, crop_area: float = CROP_AREA) -> tf.Tensor:

@@ -17,6 +17,10 @@ Each sample (numpy), the same frames for the student and the teacher:
     actions       float32 [chunk, 7]   normalised EEF deltas (6) + gripper (1 open / 0 closed, not normalised)
     proprio       float32 [8]          normalised EEF state (6) + gripper state (2)
     dataset_name  str
+    episode_id    str                  the episode's tfds id; with `step`, the sample's stable key (teacher cache)
+    step          int                  the frame's step in its episode
+    crop_boxes    float32 [V, 4]       each camera's augmentation crop (y1, x1, y2, x2) in [0, 1]; whole frames
+                                       (0, 0, 1, 1) without image_aug
 """
 
 from __future__ import annotations
@@ -28,14 +32,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from rocket_openvla.data.augment import augment_views, decode_and_resize
+from rocket_openvla.data.augment import augment_crop_boxes, augment_views, decode_and_resize
 from rocket_openvla.data.chunking import chunk_actions
 from rocket_openvla.data.config import DataConfig
 from rocket_openvla.data.iterator_state import restore_iterator_state, save_iterator_state
-from rocket_openvla.data.mixture import balance_weights, check_members_exist, mixture_length
-from rocket_openvla.data.rlds import CAMERA_VIEWS, open_builder, read_trajectories
-from rocket_openvla.data.statistics import load_or_compute_statistics, statistics_to_json
-from rocket_openvla.data.synthetic import generate_synthetic_dataset
+from rocket_openvla.data.mixture import balance_weights, mixture_length
+from rocket_openvla.data.rlds import CAMERA_VIEWS, read_trajectories
+from rocket_openvla.data.sources import open_datasets
+from rocket_openvla.data.statistics import statistics_to_json
 from rocket_openvla.data.tf_runtime import tf, tfds
 from rocket_openvla.errors import ConfigError
 from rocket_openvla.normalization import (
@@ -58,6 +62,7 @@ class RLDSDataset(torch.utils.data.IterableDataset):
     Attributes:
         dataset_names: the datasets read, in mixture order.
         sample_weights: their sampling probabilities after OFT's balancing [num_datasets].
+        dataset_versions: `{name: (version, train episodes)}`.
         dataset_statistics: `{dataset_name: entry}` in OFT's `dataset_statistics.json` schema.
         dataset_length: frames until each primary dataset was seen once, over all ranks (OFT's `len`).
         samples_yielded: samples this rank has yielded in the run (restored with the iterator state).
@@ -69,17 +74,12 @@ class RLDSDataset(torch.utils.data.IterableDataset):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank={rank} must lie in [0, world_size={world_size})")
         self.config, self.rank, self.world_size = config, rank, world_size
-        if config.synthetic.generate:
-            options = config.synthetic
-            generate_synthetic_dataset(
-                config.data_root_dir, config.dataset, options.num_episodes, options.image_size, options.seed
-            )
+        datasets = open_datasets(config)
+        builders = {name: dataset.builder for name, dataset in datasets.items()}
+        self._statistics: dict[str, DatasetStatistics] = {name: d.statistics for name, d in datasets.items()}
         members = config.members()
-        check_members_exist(config.dataset, members, config.data_root_dir, known_mixtures=list(config.all_mixtures()))
-        builders = {name: open_builder(config.data_root_dir, name) for name in members}
-        self._statistics: dict[str, DatasetStatistics] = {
-            name: load_or_compute_statistics(builder, name) for name, builder in builders.items()
-        }
+        # {name: (version, train episodes)}: what a teacher cache records of each dataset
+        self.dataset_versions = {name: (d.version, d.num_episodes) for name, d in datasets.items()}
         self.dataset_names = list(members)
         weights = [members[name] for name in self.dataset_names]
         sizes = [self._statistics[name].num_transitions for name in self.dataset_names]
@@ -107,7 +107,7 @@ class RLDSDataset(torch.utils.data.IterableDataset):
                 streams, weights=self.sample_weights.tolist(), seed=self._seed("mixture")
             )
         frames = frames.shuffle(config.shuffle_buffer_size, seed=self._seed("shuffle"))
-        to_sample = _sample_transform(config.image_size, config.image_aug, self._seed("augment"))
+        to_sample = sample_transform(config.image_size, config.image_aug, self._seed("augment"))
         samples = frames.enumerate().map(to_sample, num_parallel_calls=config.num_parallel_calls, deterministic=True)
         options = tf.data.Options()
         options.deterministic = True
@@ -134,18 +134,7 @@ class RLDSDataset(torch.utils.data.IterableDataset):
                     f"an instruction or is shorter than data.num_actions_chunk={self.config.num_actions_chunk}"
                 ) from None
             self.samples_yielded += 1
-            yield self._to_numpy_sample(element)
-
-    def _to_numpy_sample(self, element: dict[str, tf.Tensor]) -> dict[str, Any]:
-        dataset_name = element["dataset_name"].numpy().decode()
-        statistics = self._statistics[dataset_name]
-        return {
-            "images": element["images"].numpy(),
-            "instruction": element["instruction"].numpy().decode(),
-            "actions": statistics.action.normalize(element["actions"].numpy(), NORMALIZATION),
-            "proprio": statistics.proprio.normalize(element["proprio"].numpy(), NORMALIZATION),
-            "dataset_name": dataset_name,
-        }
+            yield to_numpy_sample(element, self._statistics[element["dataset_name"].numpy().decode()])
 
     def save_dataset_statistics(self, run_dir: str | Path) -> Path:
         """Write `<run_dir>/dataset_statistics.json` atomically; returns its path."""
@@ -198,9 +187,7 @@ def _frame_stream(
     trajectories = read_trajectories(
         builder, shard, shuffle_seed=shuffle_seed, num_parallel_reads=config.num_parallel_reads
     )
-    usable = trajectories.filter(
-        lambda t: tf.reduce_any(t["instruction"] != "") & (tf.shape(t["action"])[0] >= chunk)
-    )
+    usable = trajectories.filter(lambda trajectory: usable_trajectory(trajectory, chunk))
     return (
         usable.repeat()
         .map(lambda t: chunk_actions(t, chunk), num_parallel_calls=config.num_parallel_reads)
@@ -209,19 +196,44 @@ def _frame_stream(
     )
 
 
-def _sample_transform(image_size: int, image_aug: bool, augment_seed: int):
+def usable_trajectory(trajectory: dict[str, tf.Tensor], chunk: int) -> tf.Tensor:
+    """bool scalar: the trajectory has an instruction and at least `chunk` steps (OFT drops the others)."""
+    return tf.reduce_any(trajectory["instruction"] != "") & (tf.shape(trajectory["action"])[0] >= chunk)
+
+
+def sample_transform(image_size: int, image_aug: bool, augment_seed: int):
     """(position in the stream, frame) -> sample tensors; augmentation seeds are (augment_seed, position)."""
 
     def transform(position: tf.Tensor, frame: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         images = tf.stack([decode_and_resize(frame[f"image_{view}"], image_size) for view in CAMERA_VIEWS])
+        crop_boxes = tf.tile(tf.constant([[0.0, 0.0, 1.0, 1.0]]), [len(CAMERA_VIEWS), 1])
         if image_aug:
-            images = augment_views(images, tf.stack([tf.constant(augment_seed, tf.int64), position]))
+            seed = tf.stack([tf.constant(augment_seed, tf.int64), position])
+            images = augment_views(images, seed)
+            crop_boxes = augment_crop_boxes(len(CAMERA_VIEWS), seed)
         return {
             "images": images,
             "instruction": frame["instruction"],
             "actions": frame["actions"],
             "proprio": frame["proprio"],
             "dataset_name": frame["dataset_name"],
+            "episode_id": frame["episode_id"],
+            "step": frame["step"],
+            "crop_boxes": crop_boxes,
         }
 
     return transform
+
+
+def to_numpy_sample(element: dict[str, tf.Tensor], statistics: DatasetStatistics) -> dict[str, Any]:
+    """Sample tensors -> the numpy sample of the module docstring; actions and proprio normalised with `statistics`."""
+    return {
+        "images": element["images"].numpy(),
+        "instruction": element["instruction"].numpy().decode(),
+        "actions": statistics.action.normalize(element["actions"].numpy(), NORMALIZATION),
+        "proprio": statistics.proprio.normalize(element["proprio"].numpy(), NORMALIZATION),
+        "dataset_name": element["dataset_name"].numpy().decode(),
+        "episode_id": element["episode_id"].numpy().decode(),
+        "step": int(element["step"]),
+        "crop_boxes": element["crop_boxes"].numpy(),
+    }

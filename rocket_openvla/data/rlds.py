@@ -10,6 +10,8 @@ A standardised trajectory (length T) is a dict of tensors:
     instruction                 string [T]
     action                      float32 [T, 7]  EEF delta (6) + gripper (1 = open, 0 = closed)
     proprio                     float32 [T, 8]  EEF state (6) + gripper state (2)
+    episode_id                  string [T]  the episode's tfds id (`<dataset>-train.tfrecord-<file>__<record>`), stable
+    step                        int32 [T]   0 .. T - 1
 """
 
 from __future__ import annotations
@@ -148,9 +150,18 @@ def read_trajectories(
             interleave_cycle_length=num_parallel_reads,
             num_parallel_calls_for_interleave_files=num_parallel_reads,
             skip_prefetch=True,
+            add_tfds_id=True,
         ),
     )
-    return episodes.map(lambda episode: libero_standardize(episode["steps"]), num_parallel_calls=num_parallel_reads)
+    return episodes.map(_standardize_episode, num_parallel_calls=num_parallel_reads)
+
+
+def _standardize_episode(episode: dict) -> dict:
+    trajectory = libero_standardize(episode["steps"])
+    length = tf.shape(trajectory["action"])[0]
+    trajectory["episode_id"] = tf.fill([length], episode["tfds_id"])
+    trajectory["step"] = tf.range(length, dtype=tf.int32)
+    return trajectory
 
 
 def libero_standardize(steps: dict) -> dict:

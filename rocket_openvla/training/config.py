@@ -18,6 +18,7 @@ from rocket_openvla.align import RocketConfig
 from rocket_openvla.backbones import BackboneConfig, OpenVLABackboneConfig
 from rocket_openvla.data.config import DataConfig
 from rocket_openvla.errors import ConfigError
+from rocket_openvla.teachers.cache.config import TeacherCacheConfig
 from rocket_openvla.teachers.registry import TeacherConfig, VGGTCheckpointConfig
 from rocket_openvla.training.optim import OptimConfig
 
@@ -122,6 +123,9 @@ class FinetuneConfig:
     # The frozen 3D teacher; `--teacher.type`: "vggt" (VGGT-1B checkpoint, the default), "vggt_random" (tiny random
     # VGGT for CPU runs) or "hf" (a transformers vision model).
     teacher: TeacherConfig = field(default_factory=VGGTCheckpointConfig)
+    # Precomputed teacher targets (vla-scripts/precompute_teacher.py): with `dir` set, training reads them and never
+    # builds the teacher.
+    teacher_cache: TeacherCacheConfig = field(default_factory=TeacherCacheConfig)
     # The ROCKET alignment: layer pairs, coefficient, projector layout.
     rocket: RocketConfig = field(default_factory=RocketConfig)
     # The RLDS training data.
@@ -141,6 +145,7 @@ class FinetuneConfig:
         if self.rocket.enabled:
             self.rocket.validate()
             self.teacher.validate()
+        self.teacher_cache.validate()
         self.data.validate()
         self.lora.validate()
         self.optim.validate()

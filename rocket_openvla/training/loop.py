@@ -1,8 +1,10 @@
 """The finetune job: build backbone + LoRA, teacher and ROCKET objective, then train with DDP.
 
 One optimizer step = `optim.grad_accumulation_steps` micro-batches of `run.batch_size` samples per process. Per
-micro-batch: the frozen teacher maps the batch's images to pooled targets (no grad), then the DDP-wrapped
-`TrainStep` runs the policy (action loss) with hooks recording the student layers, and the ROCKET loss is added.
+micro-batch: the frozen teacher maps the batch's images to pooled targets (no grad), or, with
+`teacher_cache.dir`, the targets are read from the precomputed cache (the teacher is never built); then the
+DDP-wrapped `TrainStep` runs the policy (action loss) with hooks recording the student layers, and the ROCKET loss
+is added.
 Metrics stay on the device and are reduced once per `run.log_freq` steps; the only per-step host sync is the
 non-finite-loss guard.
 """
@@ -27,7 +29,7 @@ from rocket_openvla.data.pipeline import RLDSDataset, build_dataset
 from rocket_openvla.data.statistics import check_statistics_match
 from rocket_openvla.errors import ConfigError
 from rocket_openvla.normalization import STATISTICS_NAME
-from rocket_openvla.teachers.base import FrozenTeacher
+from rocket_openvla.teachers.cache.reader import TeacherCache
 from rocket_openvla.teachers.registry import StudentView
 from rocket_openvla.training.checkpoint import CheckpointManager, Resumable, TrainerState, latest_checkpoint
 from rocket_openvla.training.config import FinetuneConfig
@@ -36,6 +38,7 @@ from rocket_openvla.training.optim import build_optimizer
 from rocket_openvla.training.rng import seed_everything
 from rocket_openvla.training.run_dir import check_run_directory, record_config, run_directory
 from rocket_openvla.training.step import TrainStep
+from rocket_openvla.training.targets import CachedTargets, OnlineTargets, run_manifest
 from rocket_openvla.training.tracking import MetricAccumulator, MetricsLogger
 
 logger = logging.getLogger(__name__)
@@ -77,7 +80,7 @@ class Trainer:
                 f"data.num_actions_chunk={config.data.num_actions_chunk} but the policy predicts chunks of "
                 f"{self.adapter.action_chunk} actions (backbone.policy); set both to the same value"
             )
-        self.teacher, objective = self._build_alignment()
+        self.targets, objective = self._build_alignment()
         lora = config.lora
         if not self.adapter.has_lora:  # a backbone.pretrained run directory brings its own (trainable) adapter
             self.adapter.apply_lora(lora.rank, lora.effective_alpha, lora.dropout, lora.target_modules, lora.init)
@@ -99,19 +102,39 @@ class Trainer:
             self.state = self.checkpoints.load(latest_checkpoint(self.run_dir), self._resumable())
             logger.info("resumed %s at step %d", self.run_dir, self.state.step)
 
-    def _build_alignment(self) -> tuple[FrozenTeacher | None, RocketObjective | None]:
-        """The frozen teacher and the ROCKET objective (neither for the baseline, `rocket.coeff == 0`)."""
-        rocket = self.rocket
+    def _build_alignment(self) -> tuple[OnlineTargets | CachedTargets | None, RocketObjective | None]:
+        """Where the targets come from (the frozen teacher or the cache) and the ROCKET objective; neither for the
+        baseline (`rocket.coeff == 0`)."""
+        rocket, config = self.rocket, self.config
         self.student_layers, self.pair_labels = [], []
+        self.teacher = None  # built only when the targets come from it
         if not rocket.enabled:
             return None, None
         self.student_layers, teacher_layers = rocket.resolve_pairs(self.adapter.num_hidden_layers + 1,
-                                                                   self.config.teacher.num_layers())
+                                                                   config.teacher.num_layers())
         self.pair_labels = [f"s{s}_t{t}" for s, t in zip(self.student_layers, teacher_layers)]
+        if config.teacher_cache.enabled:
+            cache = self._open_cache(teacher_layers)
+            targets = CachedTargets(cache, teacher_layers, self.adapter.camera_grids, rocket, self.context.device)
+            return targets, RocketObjective(rocket, self.adapter.hidden_size, cache.manifest["feature_dim"])
         view = StudentView(self.adapter.camera_grids, self.adapter.num_images, self.adapter.teacher_input_format,
                            self.adapter.pixel_normalization)
-        teacher = self.config.teacher.build(teacher_layers, view, rocket).to(self.context.device)
-        return teacher, RocketObjective(rocket, self.adapter.hidden_size, teacher.feature_dim)
+        self.teacher = config.teacher.build(teacher_layers, view, rocket).to(self.context.device)
+        return OnlineTargets(self.teacher, self.adapter), RocketObjective(rocket, self.adapter.hidden_size,
+                                                                          self.teacher.feature_dim)
+
+    def _open_cache(self, teacher_layers: list[int]) -> TeacherCache:
+        """The cache, checked against this run before step 1."""
+        options = self.config.teacher_cache
+        cache = TeacherCache(options.dir, verify_checksums=options.verify_checksums, num_readers=options.num_readers,
+                             pin_memory=self.context.device.type == "cuda")
+        datasets = {name: {"version": version, "num_episodes": episodes}
+                    for name, (version, episodes) in self.dataset.dataset_versions.items()}
+        cache.check_run(run_manifest(self.config.teacher, self.rocket, self.config.data, datasets, teacher_layers,
+                                     self.adapter.num_images))
+        logger.info("teacher targets from the cache %s (%s, stride %d): the teacher is not built", cache.directory,
+                    cache.manifest["dtype"], cache.stride)
+        return cache
 
     def _build_dataset(self) -> RLDSDataset:
         """The main process builds first (it may generate the synthetic dataset and cache statistics), then the rest."""
@@ -203,12 +226,11 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         summed: dict[str, torch.Tensor] = {}
         for micro in range(accumulation):
-            batch = self._next_batch(samples)
-            targets = self.teacher(self.adapter.teacher_images(batch)) if self.teacher is not None else None
+            batch, targets, target_valid = self._next_batch(samples)
             last = micro == accumulation - 1
             no_sync = self.model.no_sync() if self.context.is_distributed and not last else contextlib.nullcontext()
             with no_sync, self._autocast():
-                output = self.model(batch, targets)
+                output = self.model(batch, targets, target_valid)
                 (output.loss / accumulation).backward()
             for key, value in output.metrics.items():
                 summed[key] = summed[key] + value / accumulation if key in summed else value / accumulation
@@ -224,11 +246,21 @@ class Trainer:
         self.scheduler.step()
         return summed, True, batch
 
-    def _next_batch(self, samples: Iterator[dict[str, Any]]) -> dict[str, Any]:
+    def _next_batch(self, samples: Iterator[dict[str, Any]]) -> tuple[dict[str, Any], list | None, Any]:
+        """The next micro-batch on the device, its teacher targets (None for the baseline) and their `[B]` mask.
+
+        A cache read starts before the samples are processed, so it overlaps with their preparation.
+        """
+        drawn = [next(samples) for _ in range(self.config.run.batch_size)]
+        pending = self.targets.prefetch(drawn) if self.targets is not None else None
         processor = self.adapter.processor
-        batch = self.collate([processor(next(samples)) for _ in range(self.config.run.batch_size)])
-        return {key: value.to(self.context.device, non_blocking=True) if torch.is_tensor(value) else value
-                for key, value in batch.items()}
+        batch = self.collate([processor(sample) for sample in drawn])
+        batch = {key: value.to(self.context.device, non_blocking=True) if torch.is_tensor(value) else value
+                 for key, value in batch.items()}
+        if self.targets is None:
+            return batch, None, None
+        targets, valid = self.targets.targets(batch, pending)
+        return batch, targets, valid
 
     def _autocast(self):
         if self.context.device.type == "cuda":

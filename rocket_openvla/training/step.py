@@ -45,12 +45,14 @@ class TrainStep(nn.Module):
         if self.capture is not None:
             self.capture.attach()
 
-    def forward(self, batch: dict[str, torch.Tensor], teacher_targets: list[torch.Tensor] | None = None) -> StepOutput:
+    def forward(self, batch: dict[str, torch.Tensor], teacher_targets: list[torch.Tensor] | None = None,
+                target_valid: torch.Tensor | None = None) -> StepOutput:
         """
         Args:
             batch: the collated policy inputs.
             teacher_targets: K tensors `[B, T, Dt]` (one per pair, in the adapter's image-token order), or None for the
                 baseline.
+            target_valid: `[B]` bool, False for samples without targets (a cache's `stride`); None: all have them.
         """
         if self.objective is None:
             output = self.policy(batch)
@@ -61,6 +63,7 @@ class TrainStep(nn.Module):
         tokens = self.adapter.image_tokens(batch)
         positions = tokens.positions + self.token_shift
         student = [gather_tokens(states[layer], positions) for layer in self.student_layers]
-        aligned = self.objective(student, teacher_targets, tokens.mask)
+        mask = tokens.mask if target_valid is None else tokens.mask & target_valid[:, None]
+        aligned = self.objective(student, teacher_targets, mask)
         loss = output.loss + self.coeff * aligned.loss
         return StepOutput(loss=loss, metrics={"loss": loss.detach(), **output.metrics, **aligned.metrics})

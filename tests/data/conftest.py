@@ -21,6 +21,7 @@ class RawEpisode:
     """One episode as written on disk (no standardisation): action [T, 7], state [T, 8]."""
 
     file_path: str
+    episode_id: str  # the tfds id
     instruction: str
     action: np.ndarray
     state: np.ndarray
@@ -37,10 +38,12 @@ def rlds_root(tmp_path_factory) -> Path:
 
 def _read_raw_episodes(root: Path, name: str, split: str = "train") -> list[RawEpisode]:
     builder = tfds.builder_from_directory(str(root / name / "1.0.0"))
-    episodes = builder.as_dataset(split=split, decoders={"steps": tfds.decode.SkipDecoding()})
+    episodes = builder.as_dataset(split=split, decoders={"steps": tfds.decode.SkipDecoding()},
+                                  read_config=tfds.ReadConfig(add_tfds_id=True))
     return [
         RawEpisode(
             file_path=episode["episode_metadata"]["file_path"].decode(),
+            episode_id=episode["tfds_id"].decode(),
             instruction=episode["steps"]["language_instruction"][0].decode(),
             action=episode["steps"]["action"],
             state=episode["steps"]["observation"]["state"],

@@ -8,6 +8,8 @@ from rocket_openvla.data.augment import (
     CROP_AREA,
     HUE_DELTA,
     SATURATION_RANGE,
+    augment_crop_box,
+    augment_crop_boxes,
     augment_image,
     augment_views,
     center_crop,
@@ -192,6 +194,18 @@ def test_measured_parameters_are_the_draws_of_each_op_seed():
     error = np.abs(measured - draws).max(axis=0)
     assert (error < 0.1 * widths).all(), dict(zip(PARAMETERS, error))
     assert (measured.max(axis=0) - measured.min(axis=0) > 0.9 * widths).all()  # each draw spans its range
+
+
+def test_crop_boxes_are_the_crops_the_images_got():
+    # The box the teacher cache applies to feature maps is where augment_image cropped: its offset matches the one read
+    # back from the augmented ramps, its side is sqrt(0.9), rows and columns share the offset.
+    boxes = np.stack([augment_crop_box(seed).numpy() for seed in _stream_seeds()])  # [N, 4]
+    measured_offset = _measured_parameters()[:, 0]
+    np.testing.assert_allclose(boxes[:, 0], measured_offset, atol=0.1 * (1 - np.sqrt(CROP_AREA)))
+    np.testing.assert_array_equal(boxes[:, 0], boxes[:, 1])
+    np.testing.assert_allclose(boxes[:, 2:] - boxes[:, :2], np.sqrt(CROP_AREA), atol=1e-6)
+    views = augment_crop_boxes(2, _seed(3, 4)).numpy()
+    np.testing.assert_array_equal(views, np.stack([augment_crop_box(_seed(3, 4)), augment_crop_box(_seed(4, 5))]))
 
 
 def test_the_five_parameters_are_uncorrelated_across_seeds():

@@ -31,6 +31,7 @@ def _expected_windows(raw_episodes, dataset: RLDSDataset) -> dict[str, dict]:
             "actions": statistics.action.normalize(chunks),
             "proprio": statistics.proprio.normalize(episode.state[starts].astype(np.float64)),
             "instruction": episode.instruction,
+            "episode_id": episode.episode_id,
         }
     return windows
 
@@ -47,7 +48,11 @@ def _locate(sample: dict, windows: dict) -> tuple[str, int]:
 def test_samples_follow_the_output_contract(make_config):
     dataset = build_dataset(make_config(image_size=224, image_aug=True))
     for sample in _take(dataset, 6):
-        assert set(sample) == {"images", "instruction", "actions", "proprio", "dataset_name"}
+        assert set(sample) == {"images", "instruction", "actions", "proprio", "dataset_name", "episode_id", "step",
+                               "crop_boxes"}
+        assert sample["crop_boxes"].shape == (2, 4) and sample["crop_boxes"].dtype == np.float32
+        side = sample["crop_boxes"][:, 2:] - sample["crop_boxes"][:, :2]
+        np.testing.assert_allclose(side, 0.9**0.5, atol=1e-6)  # the 90 % area square crop of each camera
         assert sample["images"].shape == (2, 224, 224, 3) and sample["images"].dtype == np.uint8
         assert sample["actions"].shape == (CHUNK, 7) and sample["actions"].dtype == np.float32
         assert sample["proprio"].shape == (8,) and sample["proprio"].dtype == np.float32
@@ -71,6 +76,9 @@ def test_samples_are_normalised_chunks_of_the_episodes(make_config, raw_episodes
         file_path, start = _locate(sample, windows)
         np.testing.assert_allclose(sample["proprio"], windows[file_path]["proprio"][start], atol=1e-6)
         assert sample["instruction"] == windows[file_path]["instruction"]
+        # the sample key (episode tfds id, step) survives shuffling and names the frame it came from
+        assert (sample["episode_id"], sample["step"]) == (windows[file_path]["episode_id"], start)
+        np.testing.assert_array_equal(sample["crop_boxes"], np.tile([0.0, 0.0, 1.0, 1.0], (2, 1)))
         seen.add(file_path)
     assert len(seen) > 1  # the shuffle mixes episodes
 

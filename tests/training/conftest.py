@@ -63,3 +63,20 @@ def load_config(rlds_root: Path, run_root: Path, backbone: str = "openvla", **se
     config = tiny_config_dict(rlds_root, run_root, backbone, **sections)
     path = write_config(run_root.parent / f"{run_root.name}.yaml", config)
     return draccus.parse(FinetuneConfig, config_path=str(path), args=[])
+
+
+@pytest.fixture(scope="session")
+def teacher_cache(rlds_root, tmp_path_factory):
+    """`(config, writer)`: a float32 teacher cache of the whole dataset (every frame, an episode per shard), written
+    by the precompute in this process from the tiny openvla config."""
+    import torch
+
+    from rocket_openvla.training.distributed import DistributedContext
+    from rocket_openvla.training.precompute import CacheWriter
+
+    tmp_path = tmp_path_factory.mktemp("teacher_cache")
+    config = load_config(rlds_root, tmp_path / "runs", teacher_cache={"dir": str(tmp_path / "cache"),
+                                                                      "dtype": "float32"}, data={"image_aug": False})
+    writer = CacheWriter(config, DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu")))
+    writer.run()
+    return config, writer
