@@ -153,11 +153,11 @@ def precompute_and_step_rows(root: Path, steps: int) -> tuple[dict[str, float], 
     for name, sections in variants.items():
         trainer = Trainer(_finetune_config(root, run={"run_id": name.replace(" ", "_").replace(",", "")},
                                            **sections), single)
-        samples = iter(trainer.dataset)
-        trainer._optimizer_step(samples)  # warm-up
+        stream = trainer.batches()
+        trainer._optimizer_step(stream)  # warm-up
         start = time.perf_counter()
         for _ in range(steps):
-            trainer._optimizer_step(samples)
+            trainer._optimizer_step(stream)
         step_seconds[name] = round((time.perf_counter() - start) / steps, 4)
     return precompute, step_seconds
 

@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from rocket_openvla.errors import ConfigError
 from rocket_openvla.normalization import STATISTICS_NAME
 from rocket_openvla.teachers.cache.reader import TeacherCache
 from rocket_openvla.teachers.registry import StudentView
+from rocket_openvla.training.batches import BatchStream
 from rocket_openvla.training.checkpoint import CheckpointManager, Resumable, TrainerState, latest_checkpoint
 from rocket_openvla.training.config import FinetuneConfig
 from rocket_openvla.training.distributed import DistributedContext, barrier, init_distributed, shutdown_distributed
@@ -169,12 +169,12 @@ class Trainer:
             "align/pair_losses": self.pair_labels,
             "align/member_losses": [f"{pair}/member{member}" for pair in self.pair_labels for member in members],
         })
-        samples = iter(self.dataset)
+        stream = self.batches()
         progress = tqdm(total=config.run.max_steps, initial=self.state.step, disable=not context.is_main,
                         desc="finetune", dynamic_ncols=True)
         consecutive_nonfinite, steps_since_log, clock = 0, 0, time.perf_counter()
         while self.state.step < config.run.max_steps:
-            step_metrics, finite, batch = self._optimizer_step(samples)
+            step_metrics, finite, batch = self._optimizer_step(stream)
             if not finite:
                 consecutive_nonfinite += 1
                 self._skip_nonfinite_step(consecutive_nonfinite, batch)
@@ -191,7 +191,8 @@ class Trainer:
                 progress.set_postfix({k: f"{logged[k]:.4g}" for k in ("loss", "align/loss", "steps_per_second")
                                       if k in logged})
                 steps_since_log, clock = 0, time.perf_counter()
-            if self.state.step % config.run.save_freq == 0 or done:
+            if self._saves_after(self.state.step):
+                assert not stream.holds_samples_ahead, "a checkpoint must hold the data position of trained samples"
                 self.checkpoints.save(self.state, self._resumable())
         progress.close()
         metrics_log.finish()
@@ -220,14 +221,26 @@ class Trainer:
         })
         return logged
 
-    def _optimizer_step(self, samples: Iterator[dict[str, Any]]) -> tuple[dict[str, torch.Tensor], bool, dict]:
-        """Accumulate gradients over the micro-batches, then step (or skip on a non-finite loss on any rank)."""
+    def batches(self) -> BatchStream:
+        """Micro-batches of this process's data stream, with their targets, on the device."""
+        return BatchStream(iter(self.dataset), self.config.run.batch_size, self.adapter.processor, self.collate,
+                           self.targets, self.context.device)
+
+    def _saves_after(self, step: int) -> bool:
+        return step % self.config.run.save_freq == 0 or step == self.config.run.max_steps
+
+    def _optimizer_step(self, stream: BatchStream) -> tuple[dict[str, torch.Tensor], bool, dict]:
+        """Accumulate gradients over the micro-batches, then step (or skip on a non-finite loss on any rank).
+
+        Each micro-batch draws the next one ahead (its cache read overlaps with this compute), except before a save.
+        """
         accumulation = self.config.optim.grad_accumulation_steps
+        saves = self._saves_after(self.state.step + 1)
         self.optimizer.zero_grad(set_to_none=True)
         summed: dict[str, torch.Tensor] = {}
         for micro in range(accumulation):
-            batch, targets, target_valid = self._next_batch(samples)
             last = micro == accumulation - 1
+            batch, targets, target_valid = stream.next(lookahead=not (last and saves))
             no_sync = self.model.no_sync() if self.context.is_distributed and not last else contextlib.nullcontext()
             with no_sync, self._autocast():
                 output = self.model(batch, targets, target_valid)
@@ -245,22 +258,6 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         return summed, True, batch
-
-    def _next_batch(self, samples: Iterator[dict[str, Any]]) -> tuple[dict[str, Any], list | None, Any]:
-        """The next micro-batch on the device, its teacher targets (None for the baseline) and their `[B]` mask.
-
-        A cache read starts before the samples are processed, so it overlaps with their preparation.
-        """
-        drawn = [next(samples) for _ in range(self.config.run.batch_size)]
-        pending = self.targets.prefetch(drawn) if self.targets is not None else None
-        processor = self.adapter.processor
-        batch = self.collate([processor(sample) for sample in drawn])
-        batch = {key: value.to(self.context.device, non_blocking=True) if torch.is_tensor(value) else value
-                 for key, value in batch.items()}
-        if self.targets is None:
-            return batch, None, None
-        targets, valid = self.targets.targets(batch, pending)
-        return batch, targets, valid
 
     def _autocast(self):
         if self.context.device.type == "cuda":

@@ -1,8 +1,9 @@
 """Where a batch's teacher targets come from: the teacher on the fly, or a precomputed cache.
 
-Both take the batch's raw samples before they are processed (`prefetch`, where the cache starts its read) and the
-processed batch on the device (`targets`), and return one `[B, T, Dt]` target per layer pair plus a `[B]` mask of the
-samples that have targets (None: all do). `run_manifest` states what a run needs of a cache, without a teacher.
+Both take the batch's raw samples when they are drawn (`prefetch`, where the cache starts its read; see
+`training/batches.py`) and the processed batch on the device (`targets`), and return one `[B, T, Dt]` target per
+layer pair plus a `[B]` mask of the samples that have targets (None: all do). `run_manifest` states what a run needs
+of a cache, without a teacher.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def test_baseline_builds_neither_teacher_nor_projector(rlds_root, tmp_path):
 
 def test_align_loss_decreases_on_a_fixed_batch(rlds_root, tmp_path):
     trainer = Trainer(load_config(rlds_root, tmp_path / "runs"), SINGLE)
-    batch, _, _ = trainer._next_batch(iter(trainer.dataset))
+    batch, _, _ = trainer.batches().next()
     targets = trainer.teacher(batch["pixel_values"])
     align_losses = []
     for _ in range(12):
@@ -102,7 +102,7 @@ def test_merge_at_end_writes_a_policy_equal_to_the_lora_policy(rlds_root, tmp_pa
     lora = Trainer(load_config(rlds_root, runs, run={"max_steps": 1, "resume": True}, lora={"merge_at_end": True}),
                    SINGLE)  # the step-1 checkpoint: same random base + the trained LoRA weights and heads
     assert lora.adapter.has_lora
-    batch, _, _ = lora._next_batch(iter(lora.dataset))
+    batch, _, _ = lora.batches().next()
     with torch.no_grad():
         torch.testing.assert_close(merged(batch).loss, lora.adapter.policy(batch).loss, atol=1e-5, rtol=0)
 

@@ -1,8 +1,9 @@
 """`TeacherCache`: open a finished cache, check it against a run, and read a batch's targets by sample key.
 
 A sample key is `(episode_id, step)`: the episode's tfds id and the frame's step in it, as the data pipeline carries
-them. Reads run in a thread pool (`submit`), so they overlap with the preparation of the batch on the training
-thread; shard files are memory-mapped and each process checks a shard's sha256 the first time it reads it.
+them. Reads run in a thread pool (`submit`), off the training thread (the finetune loop submits a batch's read
+while the previous batch trains); shard files are memory-mapped and each process checks a shard's sha256 the first
+time it reads it.
 """
 
 from __future__ import annotations
