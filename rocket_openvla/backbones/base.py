@@ -203,6 +203,17 @@ class BackboneAdapter(ABC):
         wrapped = wrap_with_lora(model, rank, alpha, dropout, targets, init, self.lora_modules_to_save)
         setattr(self._policy, self.lora_attribute, wrapped)
 
+    def save_base_model(self, path: str | Path) -> None:
+        """Write the model LoRA wraps, as it is now, to `path` (Hugging Face layout) and record `path` as its origin,
+        so every LoRA adapter saved later names it as its base (a run that starts from random weights keeps them)."""
+        if self.has_lora:
+            raise RuntimeError("save_base_model needs the model before LoRA is applied")
+        model = getattr(self._policy, self.lora_attribute)
+        path = Path(path).resolve()
+        model.save_pretrained(str(path))
+        make_readable(path)
+        model.name_or_path = str(path)  # what peft records as the adapter's base_model_name_or_path
+
     def merge_lora(self) -> None:
         """Fold the LoRA adapters into the base weights in place (for deployment; training continues without LoRA)."""
         if not self.has_lora:

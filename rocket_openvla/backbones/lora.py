@@ -2,7 +2,9 @@
 holds only the adapter on top of its base model.
 
 A run directory stores a LoRA-wrapped model as `lora_adapter/` (peft's `adapter_config.json` +
-`adapter_model.safetensors`); its `base_model_name_or_path` records the directory the base weights came from.
+`adapter_model.safetensors`); its `base_model_name_or_path` records the directory the base weights came from. A run
+that starts from random weights writes them once to `<run_dir>/base_model/` and records that; a policy directory
+inside a run directory that was moved finds it there.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from rocket_openvla.errors import MissingInputError
 from rocket_openvla.files import make_readable
 
 LORA_DIR = "lora_adapter"
+BASE_MODEL_DIR = "base_model"
+# How far above a policy directory its run directory may be: <run>/, <run>/checkpoints/step_N/policy/
+_RUN_DIR_DEPTH = 3
 
 
 def wrap_with_lora(
@@ -71,10 +76,22 @@ def load_with_lora_adapter(
     """
     adapter_dir = path / LORA_DIR
     if base is None:
-        base = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        base = _recorded_base(path, json.loads((adapter_dir / "adapter_config.json").read_text()))
     if base is None or not Path(base).is_dir():
         raise MissingInputError(
             f"{path} holds only a LoRA adapter; its base {what} {str(base)!r} is not a local directory. Pass "
             f"base=<local copy of the checkpoint the run started from> (--backbone.base)"
         )
     return PeftModel.from_pretrained(load_base(Path(base)), adapter_dir, is_trainable=trainable)
+
+
+def _recorded_base(path: Path, adapter_config: dict) -> str | None:
+    """The adapter's recorded base directory; if it is gone, the `base_model/` of the run `path` lies in."""
+    recorded = adapter_config.get("base_model_name_or_path")
+    if recorded is not None and Path(recorded).is_dir():
+        return recorded
+    if recorded is not None and Path(recorded).name == BASE_MODEL_DIR:
+        for directory in [path, *path.resolve().parents[:_RUN_DIR_DEPTH]]:
+            if (directory / BASE_MODEL_DIR).is_dir():
+                return str(directory / BASE_MODEL_DIR)
+    return recorded

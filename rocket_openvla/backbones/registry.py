@@ -37,6 +37,11 @@ class BackboneConfig(draccus.ChoiceRegistry, abc.ABC):
         """The registered name (`--backbone.type`)."""
         return self.get_choice_name(type(self))
 
+    @property
+    def random_weights(self) -> bool:
+        """The model is built with random weights (no `pretrained` checkpoint); a run then keeps them as its base."""
+        return getattr(self, "pretrained", None) is None
+
     def validate(self) -> None:
         """Checks that need no model or files; raise `ConfigError` naming the field, the value and the fix."""
 

@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from rocket_openvla.align import RocketObjective
+from rocket_openvla.backbones.lora import BASE_MODEL_DIR
 from rocket_openvla.data.pipeline import RLDSDataset, build_dataset
 from rocket_openvla.data.statistics import check_statistics_match
 from rocket_openvla.errors import ConfigError
@@ -82,6 +83,8 @@ class Trainer:
             )
         self.targets, objective = self._build_alignment()
         lora = config.lora
+        if config.backbone.random_weights and context.is_main:  # keep them: every checkpoint's policy/ needs its base
+            self.adapter.save_base_model(self.run_dir / BASE_MODEL_DIR)
         if not self.adapter.has_lora:  # a backbone.pretrained run directory brings its own (trainable) adapter
             self.adapter.apply_lora(lora.rank, lora.effective_alpha, lora.dropout, lora.target_modules, lora.init)
         self.module = TrainStep(self.adapter, objective, self.rocket, self.student_layers)
