@@ -169,17 +169,21 @@ class TeacherCache:
         return decode_features(values, scale)
 
     def _handle(self, shard: str) -> Any:
+        """The shard's open file, checked against its sha256 on first use (outside the lock: other shards' reads go
+        on meanwhile; two threads may check the same shard once each)."""
         with self._handles_lock:
             handle = self._handles.get(shard)
-            if handle is None:
-                path = shard_path(self.directory, shard)
-                if self.verify_checksums and sha256_file(path) != self.shards[shard]["sha256"]:
-                    raise CacheCorruptedError(
-                        f"teacher cache shard {path} does not match its recorded sha256 (corrupted); delete it and "
-                        f"its .json and rerun the precompute"
-                    )
-                handle = self._handles[shard] = safe_open(str(path), framework="pt")
+        if handle is not None:
             return handle
+        path = shard_path(self.directory, shard)
+        if self.verify_checksums and sha256_file(path) != self.shards[shard]["sha256"]:
+            raise CacheCorruptedError(
+                f"teacher cache shard {path} does not match its recorded sha256 (corrupted); delete it and its .json "
+                "and rerun the precompute"
+            )
+        opened = safe_open(str(path), framework="pt")
+        with self._handles_lock:
+            return self._handles.setdefault(shard, opened)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
