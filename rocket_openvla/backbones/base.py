@@ -47,6 +47,28 @@ def save_policy_files(
     return path
 
 
+def tensors_to(batch: Mapping[str, Any], device: torch.device | str) -> dict[str, Any]:
+    """`batch` with its tensors on `device` (other values as they are)."""
+    return {key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
+            for key, value in batch.items()}
+
+
+def pad_prompts(prompts: Sequence[Sequence[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded `input_ids [B, L]` int64 and `attention_mask [B, L]` bool (False on padding) of token lists."""
+    input_ids = torch.nn.utils.rnn.pad_sequence(
+        [torch.tensor(prompt, dtype=torch.long) for prompt in prompts], batch_first=True, padding_value=pad_token_id
+    )
+    lengths = torch.tensor([len(prompt) for prompt in prompts])
+    return input_ids, torch.arange(input_ids.shape[1])[None, :] < lengths[:, None]
+
+
+def device_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on CUDA (how policies train and run there); on CPU the weights' own dtype."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def eval_mode(module: nn.Module) -> Iterator[None]:
     """`module` in eval mode inside the block, in its previous mode afterwards (inference during training)."""
@@ -220,6 +242,11 @@ class BackboneAdapter(ABC):
             raise RuntimeError("the model carries no LoRA adapter to merge")
         setattr(self._policy, self.lora_attribute, getattr(self._policy, self.lora_attribute).merge_and_unload())
 
+    def set_dtype(self, dtype: torch.dtype) -> None:
+        """Cast the policy's weights to `dtype`, keeping the modules the family holds in float32 (e.g. OFT's proprio
+        projector) in float32."""
+        self._policy.set_dtype(dtype)
+
     def set_dataset_statistics(self, statistics: Mapping[str, Mapping[str, Any] | DatasetStatistics]) -> None:
         """Attach `{dataset_name: entry}` (OFT's `dataset_statistics.json` schema, or parsed entries) to the policy,
         which un-normalises its actions with them and saves them."""
@@ -232,6 +259,42 @@ class BackboneAdapter(ABC):
     @abstractmethod
     def action_chunk(self) -> int:
         """Actions per sample the policy trains on (must equal `data.num_actions_chunk`)."""
+
+    @property
+    @abstractmethod
+    def action_dim(self) -> int:
+        """Dimensions of one action."""
+
+    @property
+    @abstractmethod
+    def state_dim(self) -> int | None:
+        """Dimensions of the robot state the policy takes (None: it takes no state)."""
+
+    @property
+    def device(self) -> torch.device:
+        """Where the policy's weights are."""
+        return next(self._policy.parameters()).device
+
+    @abstractmethod
+    def predict_actions(
+        self,
+        images: torch.Tensor,
+        instructions: Sequence[str],
+        proprio: torch.Tensor | None = None,
+        unnorm_key: str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Un-normalised action chunks `[B, chunk, action_dim]` (float32) of B observations, in eval mode, no grad.
+
+        Args:
+            images: uint8 `[B, V, S, S, 3]`: every sample's cameras as the data pipeline delivers them in training
+                (in its camera order, resized to `data.image_size`; `rocket_openvla.deploy.Policy` prepares them).
+            instructions: B task descriptions.
+            proprio: `[B, state_dim]` raw robot states, normalised with the `unnorm_key` dataset's statistics (None
+                when `state_dim` is None).
+            unnorm_key: the dataset whose statistics un-normalise the actions (may be omitted with one dataset).
+            generator: seeds the starting noise of sampling heads (diffusion, flow matching).
+        """
 
     def ddp_find_unused_parameters(self, student_layers: Sequence[int]) -> bool:
         """True when some trainable parameters get no gradient in a step with these aligned `hidden_states` indices

@@ -8,9 +8,11 @@ imports it, so parsing and validating a config stays fast.
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import draccus
 
@@ -41,6 +43,15 @@ class BackboneConfig(draccus.ChoiceRegistry, abc.ABC):
     def random_weights(self) -> bool:
         """The model is built with random weights (no `pretrained` checkpoint); a run then keeps them as its base."""
         return getattr(self, "pretrained", None) is None
+
+    # Fields that name files outside a saved policy directory (a tokenizer or processor directory).
+    side_file_fields: ClassVar[tuple[str, ...]] = ()
+
+    def for_policy_dir(self, path: str | Path, base: str | Path | None = None) -> BackboneConfig:
+        """This config, with everything read from the saved policy directory `path` (merged weights, or a LoRA
+        adapter over `base`, default the base the adapter records): its policy_config.json, tokenizer, processor."""
+        cleared = {name: None for name in ("policy", *self.side_file_fields)}
+        return dataclasses.replace(self, pretrained=str(path), base=None if base is None else str(base), **cleared)
 
     def validate(self) -> None:
         """Checks that need no model or files; raise `ConfigError` naming the field, the value and the fix."""

@@ -1,4 +1,4 @@
-"""OpenVLA's image transforms in TensorFlow: decode + resize, train-time augmentation, eval-time centre crop.
+"""OpenVLA's image transforms in TensorFlow: decode + resize, train-time augmentation, eval-time frames.
 
 Training with `image_aug` (OpenVLA / OFT) applies, in order, on the resized image as float in [0, 1],
 clipping to [0, 1] after each op: a random square crop of 90% of the area resized back, brightness ±0.2,
@@ -107,3 +107,13 @@ def center_crop(image: tf.Tensor, crop_area: float = CROP_AREA) -> tf.Tensor:
     box = tf.constant([[offset, offset, offset + side, offset + side]], tf.float32)
     cropped = tf.image.crop_and_resize(tf.image.convert_image_dtype(image, tf.float32)[None], box, [0], (height, width))
     return tf.image.convert_image_dtype(tf.clip_by_value(cropped[0], 0.0, 1.0), tf.uint8, saturate=True)
+
+
+def eval_frame(image: tf.Tensor, size: int, crop: bool) -> tf.Tensor:
+    """A camera frame as OpenVLA-OFT's evaluation feeds it to a policy: uint8 [H, W, 3] -> uint8 [size, size, 3].
+
+    JPEG-encoded and decoded first (the RLDS datasets store JPEG frames, so the policy trained on their artefacts),
+    resized as training frames are, then centre-cropped when the policy trained with `image_aug`.
+    """
+    frame = decode_and_resize(tf.io.encode_jpeg(image), size)
+    return center_crop(frame) if crop else frame

@@ -12,6 +12,7 @@ from pathlib import Path
 from rocket_openvla.errors import ConfigError
 
 SYNTHETIC_DATASET_NAME = "synthetic_libero_no_noops"
+CAMERA_VIEWS = ("primary", "wrist")  # the cameras of every sample, in order (LIBERO: agent view, then wrist)
 # Built-in named mixtures: name -> {dataset: sampling weight}. `DataConfig.mixtures` adds to (or overrides) them.
 NAMED_MIXTURES: dict[str, dict[str, float]] = {
     "libero_4_task_suites_no_noops": {

@@ -34,10 +34,10 @@ import torch
 
 from rocket_openvla.data.augment import augment_crop_boxes, augment_views, decode_and_resize
 from rocket_openvla.data.chunking import chunk_actions
-from rocket_openvla.data.config import DataConfig
+from rocket_openvla.data.config import CAMERA_VIEWS, DataConfig
 from rocket_openvla.data.iterator_state import restore_iterator_state, save_iterator_state
 from rocket_openvla.data.mixture import balance_weights, mixture_length
-from rocket_openvla.data.rlds import CAMERA_VIEWS, read_trajectories
+from rocket_openvla.data.rlds import read_trajectories
 from rocket_openvla.data.sources import open_datasets
 from rocket_openvla.data.statistics import statistics_to_json
 from rocket_openvla.data.tf_runtime import tf, tfds

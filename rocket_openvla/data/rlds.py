@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rocket_openvla.data.config import CAMERA_VIEWS
 from rocket_openvla.data.tf_runtime import tf, tfds
 from rocket_openvla.errors import ConfigError, MissingInputError
 
-CAMERA_VIEWS = ("primary", "wrist")
 ACTION_DIM = 7
 PROPRIO_DIM = 8
 # OFT's EEF_POS action encoding: every dimension but the (absolute, 0/1) gripper is normalised.

@@ -7,7 +7,8 @@
 `--checkpoint` is a run directory (its latest checkpoint), a checkpoint directory, or a policy directory inside a
 run. The run's `config.yaml` says which backbone it is and which base it started from (`--base` overrides it; a run
 from random weights keeps them in `<run_dir>/base_model/`). The output holds the full weights in the backbone's own
-layout, its heads, the dataset statistics, the processor files, `policy_config.json` and a model card (README.md);
+layout, its heads, the dataset statistics, the processor files, `policy_config.json`, `deploy_config.json` (how
+`rocket_openvla.deploy.Policy` rebuilds it and prepares camera frames) and a model card (README.md);
 the ROCKET projector trains only and is not part of a policy. Before the output is written, the merged policy is run
 on a probe batch and must compute what the adapter policy computes (final hidden states and action loss within
 `PROBE_TOLERANCE` relative), else nothing is written.
@@ -15,7 +16,6 @@ on a probe batch and must compute what the adapter policy computes (final hidden
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import shutil
@@ -23,21 +23,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import draccus
 import numpy as np
 import torch
 
 from rocket_openvla.backbones.base import BackboneAdapter, eval_mode
+from rocket_openvla.backbones.registry import WEIGHT_DTYPES
 from rocket_openvla.capture import ResidualCapture
-from rocket_openvla.errors import ConfigError, MissingInputError
+from rocket_openvla.deploy.deploy_config import (
+    DEPLOY_CONFIG_NAME,
+    DeployConfig,
+    read_run_config,
+    resolve_policy_dir,
+)
+from rocket_openvla.errors import ConfigError, check_choice
 from rocket_openvla.files import write_text
 from rocket_openvla.teachers.registry import TeacherConfig
-from rocket_openvla.training.checkpoint import CHECKPOINTS_DIR, CONFIG_NAME, POLICY_DIR, latest_checkpoint
 from rocket_openvla.training.config import FinetuneConfig
 
 logger = logging.getLogger(__name__)
 PROBE_TOLERANCE = 1e-4  # relative to the largest magnitude; merging reorders float32 sums
-_RUN_DIR_DEPTH = 3  # <run>/checkpoints/step_N/policy
 
 
 @dataclass
@@ -51,8 +55,14 @@ class MergeConfig:
     output: Path = Path("merged")
     # The base model the run started from; null: the one its config and adapter record.
     base: Path | None = None
+    # Weight dtype of the output: "bfloat16" (half the size; what OpenVLA-OFT evaluates), "float32", "float16", or
+    # null (as the run holds them). The check against the adapter runs before the cast, in the run's own dtype.
+    dtype: str | None = None
     # Replace an existing output directory.
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        check_choice("dtype", self.dtype, (*WEIGHT_DTYPES, None), " (null: as the run holds them)")
 
 
 def merge_checkpoint(config: MergeConfig) -> Path:
@@ -60,53 +70,32 @@ def merge_checkpoint(config: MergeConfig) -> Path:
     output = Path(config.output)
     if output.exists() and not config.overwrite:
         raise ConfigError(f"output={output} exists; choose another directory or pass --overwrite true")
+    if (Path(config.checkpoint) / DEPLOY_CONFIG_NAME).is_file():
+        raise ConfigError(
+            f"{config.checkpoint} is a merged policy (it has {DEPLOY_CONFIG_NAME} and no LoRA adapter); it is "
+            "deployable as it is"
+        )
     policy_dir, run_dir = resolve_policy_dir(Path(config.checkpoint))
-    run_config = _run_config(run_dir)
-    backbone = dataclasses.replace(run_config.backbone, pretrained=str(policy_dir),
-                                   base=None if config.base is None else str(config.base))
-    adapter = backbone.build()
+    run_config = read_run_config(run_dir)
+    adapter = run_config.backbone.for_policy_dir(policy_dir, config.base).build()
     if not adapter.has_lora:
         raise ConfigError(f"{policy_dir} holds no LoRA adapter (already merged?); it is deployable as it is")
     batch = probe_batch(adapter, run_config.data.image_size)
     before = probe_outputs(adapter, batch)
     adapter.merge_lora()
     check_probe_outputs(before, probe_outputs(adapter, batch))
+    if config.dtype is not None:
+        adapter.set_dtype(getattr(torch, config.dtype))
     staging = output.with_name(f".{output.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     adapter.save_pretrained(staging)
+    DeployConfig.from_finetune_config(run_config).save(staging)
     write_text(staging / "README.md", model_card(run_config, run_dir, policy_dir))
     if output.exists():
         shutil.rmtree(output)
     staging.rename(output)
     logger.info("merged %s into %s", policy_dir, output)
     return output
-
-
-def resolve_policy_dir(path: Path) -> tuple[Path, Path]:
-    """`(policy directory, run directory)` of a run, checkpoint or policy directory."""
-    if (path / CHECKPOINTS_DIR).is_dir():
-        checkpoint = latest_checkpoint(path)
-        if checkpoint is None:
-            raise MissingInputError(f"{path} is a run directory without a finished checkpoint")
-        return checkpoint / POLICY_DIR, path
-    if (path / POLICY_DIR).is_dir():
-        return path / POLICY_DIR, path.parent.parent
-    if path.is_dir():
-        for parent in path.resolve().parents[:_RUN_DIR_DEPTH]:
-            if (parent / CONFIG_NAME).is_file() and (parent / CHECKPOINTS_DIR).is_dir():
-                return path, parent
-    raise MissingInputError(
-        f"{path} is neither a run directory (with {CHECKPOINTS_DIR}/), a checkpoint directory (with {POLICY_DIR}/) "
-        "nor a policy directory inside a run"
-    )
-
-
-def _run_config(run_dir: Path) -> FinetuneConfig:
-    path = run_dir / CONFIG_NAME
-    if not path.is_file():
-        raise MissingInputError(f"{run_dir} has no {CONFIG_NAME}: the merge needs the run's config")
-    with open(path) as handle:
-        return draccus.load(FinetuneConfig, handle)
 
 
 def probe_batch(adapter: BackboneAdapter, image_size: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from rocket_openvla.backbones.base import tensors_to
 from rocket_openvla.training.targets import CachedTargets, OnlineTargets
 
 
@@ -38,8 +39,7 @@ class BatchStream:
         drawn, pending = self._ahead if self._ahead is not None else self._draw()
         self._ahead = self._draw() if lookahead else None
         batch = self.collate([self.processor(sample) for sample in drawn])
-        batch = {key: value.to(self.device, non_blocking=True) if torch.is_tensor(value) else value
-                 for key, value in batch.items()}
+        batch = tensors_to(batch, self.device)
         if self.targets is None:
             return batch, None, None
         targets, valid = self.targets.targets(batch, pending)

@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from rocket_openvla.align import RocketObjective
+from rocket_openvla.backbones.base import device_autocast
 from rocket_openvla.backbones.lora import BASE_MODEL_DIR
 from rocket_openvla.data.pipeline import RLDSDataset, build_dataset
 from rocket_openvla.data.statistics import check_statistics_match
@@ -245,7 +246,7 @@ class Trainer:
             last = micro == accumulation - 1
             batch, targets, target_valid = stream.next(lookahead=not (last and saves))
             no_sync = self.model.no_sync() if self.context.is_distributed and not last else contextlib.nullcontext()
-            with no_sync, self._autocast():
+            with no_sync, device_autocast(self.context.device):
                 output = self.model(batch, targets, target_valid)
                 (output.loss / accumulation).backward()
             for key, value in output.metrics.items():
@@ -261,11 +262,6 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         return summed, True, batch
-
-    def _autocast(self):
-        if self.context.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
     def _global_batch(self) -> int:
         return self.config.run.batch_size * self.context.world_size * self.config.optim.grad_accumulation_steps

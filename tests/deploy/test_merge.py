@@ -6,10 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 
 from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy
+from rocket_openvla.deploy import Policy
+from rocket_openvla.deploy.deploy_config import DEPLOY_CONFIG_NAME
 from rocket_openvla.deploy.merge import MergeConfig, merge_checkpoint, probe_batch, probe_outputs
 from rocket_openvla.errors import ConfigError, MissingInputError
 from rocket_openvla.training.checkpoint import CHECKPOINTS_DIR, POLICY_DIR
@@ -43,6 +47,13 @@ def test_a_run_from_random_weights_merges_and_predicts_what_its_adapter_predicts
     expected = adapter.predict_action(**inputs, normalized_proprio=batch["proprio"])
     actual = merged.predict_action(**inputs, normalized_proprio=batch["proprio"])
     torch.testing.assert_close(actual.actions, expected.actions, atol=1e-5, rtol=1e-4)
+    # The deployment API: the merged directory and the checkpoint it came from act alike on raw observations.
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(2)]
+    state = rng.uniform(-1, 1, 8).astype(np.float32)
+    merged_actions = Policy.from_pretrained(tmp_path / "merged").predict(frames, "open the top drawer", state)
+    adapter_actions = Policy.from_pretrained(first).predict(frames, "open the top drawer", state)
+    np.testing.assert_allclose(merged_actions, adapter_actions, atol=1e-5, rtol=1e-4)
 
 
 def test_pi0_checkpoints_merge_and_bad_requests_are_refused(rlds_root, tmp_path):
@@ -57,10 +68,18 @@ def test_pi0_checkpoints_merge_and_bad_requests_are_refused(rlds_root, tmp_path)
     expected, actual = probe_outputs(adapter, batch), probe_outputs(merged_adapter, batch)
     torch.testing.assert_close(actual["hidden_states"], expected["hidden_states"], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(actual["loss"], expected["loss"], atol=1e-5, rtol=1e-4)
+    halved = merge_checkpoint(MergeConfig(checkpoint=run_dir, output=tmp_path / "bf16", dtype="bfloat16"))
+    with safe_open(halved / "model.safetensors", "pt") as weights:
+        assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {"BF16"}
+    frames = [np.zeros((64, 64, 3), np.uint8)] * 2
+    assert np.isfinite(Policy.from_pretrained(halved).predict(frames, "open the drawer", np.zeros(8))).all()
     with pytest.raises(ConfigError, match="exists"):
         merge_checkpoint(MergeConfig(checkpoint=run_dir, output=output))
     shutil.copytree(output, run_dir / "merged")  # a merged policy inside its run
     with pytest.raises(ConfigError, match="no LoRA adapter"):
         merge_checkpoint(MergeConfig(checkpoint=run_dir / "merged", output=tmp_path / "again"))
-    with pytest.raises(MissingInputError, match="neither a run directory"):
-        merge_checkpoint(MergeConfig(checkpoint=tmp_path / "merged", output=tmp_path / "again"))
+    (run_dir / "merged" / DEPLOY_CONFIG_NAME).unlink()  # a directory that is no policy of the run
+    with pytest.raises(ConfigError, match="no LoRA adapter"):
+        merge_checkpoint(MergeConfig(checkpoint=run_dir / "merged", output=tmp_path / "again"))
+    with pytest.raises(MissingInputError, match="a run directory"):
+        merge_checkpoint(MergeConfig(checkpoint=tmp_path / "runs", output=tmp_path / "again"))

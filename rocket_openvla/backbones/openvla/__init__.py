@@ -6,6 +6,7 @@
     policy                 OpenVLAPolicy (heads, loss, predict_action, run directories)
     processing_openvla     image transform (ImageNormalization, preprocessor_config.json), prompts, collator
     checkpoint             safetensors layout, OFT component files, strict key checks
+    oft_format             what OpenVLA-OFT's evaluation loaders need: portable tokenizer files, OFT's .pt heads
     adapter                OpenVLAAdapter (the training loop's view) and build_openvla_adapter
     tiny                   size presets ("tiny" for tests, "7b")
     action_tokenizer, prompting, tiny_tokenizer: OFT's side parts (its heads: rocket_openvla.backbones.action_heads)

@@ -8,7 +8,7 @@ Sequence layout (OpenVLA-OFT): position 0 BOS, image tokens at 1 .. 256 * num_im
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from rocket_openvla.backbones.base import BackboneAdapter, ImageTokens
+from rocket_openvla.backbones.base import BackboneAdapter, ImageTokens, pad_prompts
 from rocket_openvla.backbones.openvla.configuration_openvla import PolicySpec
 from rocket_openvla.backbones.openvla.modeling_openvla import OpenVLAModel
 from rocket_openvla.backbones.openvla.policy import OpenVLAPolicy
@@ -85,6 +85,15 @@ class OpenVLAAdapter(BackboneAdapter):
         return self._policy.spec.chunk
 
     @property
+    def action_dim(self) -> int:
+        return self._policy.spec.action_dim
+
+    @property
+    def state_dim(self) -> int | None:
+        spec = self._policy.spec
+        return spec.proprio_dim if spec.use_proprio else None
+
+    @property
     def camera_grids(self) -> tuple[tuple[int, int], ...]:
         return (self.vla.vision_backbone.patch_grid,) * self.num_images
 
@@ -112,6 +121,25 @@ class OpenVLAAdapter(BackboneAdapter):
         self.vla.language_model.activation_checkpointing_enable({"use_reentrant": False})
         self.vla.vision_backbone.featurizer.set_grad_checkpointing(True)
         self.vla.vision_backbone.fused_featurizer.set_grad_checkpointing(True)
+
+    def predict_actions(
+        self,
+        images: torch.Tensor,
+        instructions: Sequence[str],
+        proprio: torch.Tensor | None = None,
+        unnorm_key: str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """OFT's parallel decoding of the prompts "In: What action should the robot take to {task}?\\nOut:"."""
+        processor, device = self._processor, self.device
+        input_ids, attention_mask = pad_prompts(
+            [processor.prompt_input_ids(text) for text in instructions], processor.tokenizer.pad_token_id
+        )
+        pixel_values = torch.stack([processor.pixel_values(views) for views in images])
+        return self._policy.predict_action(
+            input_ids.to(device), attention_mask.to(device), pixel_values.to(device),
+            proprio=None if proprio is None else proprio.to(device), unnorm_key=unnorm_key, generator=generator,
+        ).actions
 
     def save_pretrained(self, path: str | Path, tag: str = "latest") -> None:
         """The policy's run directory (see `policy.py`) plus the tokenizer files and `preprocessor_config.json`."""

@@ -4,8 +4,10 @@ strict key checks that name what is wrong. Nothing here builds a model.
 Layouts read and written:
     <dir>/config.json + model.safetensors                                   (one file)
     <dir>/config.json + model-0000k-of-0000n.safetensors + model.safetensors.index.json   (sharded, as openvla-7b)
-    <dir>/<component>--<tag>_checkpoint.pt           OFT (torch pickle, DDP `module.` prefix; read weights-only)
-    <dir>/<component>--<tag>_checkpoint.safetensors  ours (same names, safetensors)
+    <dir>/<component>--<tag>.safetensors             ours (no "checkpoint" in the name: OFT's lookup skips it)
+    <dir>/<component>--<tag>_checkpoint.pt           OFT's (torch pickle of tensors, DDP `module.` prefix; read
+                                                     weights-only); written beside ours for OFT's evaluation
+    <dir>/<component>--<tag>_checkpoint.safetensors  ours before OFT export existed (still read)
 Every file is written under a temporary name and renamed (`rocket_openvla.files`), so a crash never leaves a
 half-written checkpoint.
 """
@@ -20,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from rocket_openvla.backbones.action_heads import load_oft_component_state_dict
+from rocket_openvla.backbones.openvla.oft_format import OFT_CHECKPOINT_MARK, save_oft_component_state_dict
 from rocket_openvla.errors import ConfigError, MissingInputError
 from rocket_openvla.files import save_safetensors, write_text
 from rocket_openvla.state_dicts import format_keys, state_dict_problems
@@ -108,34 +111,65 @@ def write_model(path: Path, config_json: str, state: Mapping[str, torch.Tensor],
             stale.unlink()
 
 
-# --- OFT-style component files (action head, proprio projector, ...) ------------------------------------------------
+# --- component files (action head, proprio projector, ...) ---------------------------------------------------------
+def component_file_name(component: str, tag: str) -> str:
+    """`<component>--<tag>.safetensors`, our name: without "checkpoint", so OFT's lookup never picks it up."""
+    return f"{component}--{tag}.safetensors"
+
+
+def _tag(path: Path, component: str) -> str:
+    return path.name.removeprefix(f"{component}--").removesuffix(path.suffix).removesuffix(f"_{OFT_CHECKPOINT_MARK}")
+
+
 def find_component_file(run_dir: Path, component: str) -> Path | None:
-    """The one `<component>--*_checkpoint.{pt,safetensors}` file in `run_dir`, or None if there is none.
+    """The file holding `component` in `run_dir` (module docstring), or None if there is none.
+
+    Ours (`.safetensors`, both names) is preferred to OFT's `.pt` beside it.
 
     Raises:
-        ValueError: several match (an OFT run dir saved at several steps): name them.
+        ValueError: several files of one kind (an OFT run dir saved at several steps), or a `.safetensors` and a
+            `.pt` of different tags (two loaders would read different heads): name them.
     """
-    matches = sorted(
-        p for suffix in (".pt", ".safetensors") for p in run_dir.glob(f"{component}--*_checkpoint{suffix}")
-    )
-    if len(matches) > 1:
+    ours = sorted(run_dir.glob(f"{component}--*.safetensors"))
+    oft = sorted(run_dir.glob(f"{component}--*_{OFT_CHECKPOINT_MARK}.pt"))
+    for matches in (ours, oft):
+        if len(matches) > 1:
+            raise ConfigError(
+                f"{run_dir} holds {len(matches)} {component} checkpoints ({format_keys([m.name for m in matches])}); "
+                "keep one step per directory, as OFT's `--<step>_chkpt` directories do"
+            )
+    if ours and oft and _tag(ours[0], component) != _tag(oft[0], component):
         raise ConfigError(
-            f"{run_dir} holds {len(matches)} {component} checkpoints ({format_keys([m.name for m in matches])}); "
-            "keep one step per directory, as OFT's `--<step>_chkpt` directories do"
+            f"{run_dir} holds {ours[0].name} and {oft[0].name}, {component} files of different steps (OFT's evaluation "
+            "reads the .pt, we read the .safetensors); remove the one that does not belong"
         )
-    return matches[0] if matches else None
+    return (ours or oft or [None])[0]
 
 
 def load_component_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A component's state dict from OFT's `.pt` (weights-only, `module.` stripped) or our `.safetensors`."""
+    """A component's state dict from our `.safetensors` or OFT's `.pt` (weights-only, `module.` stripped)."""
     if path.suffix == ".safetensors":
         return load_file(path)
     return load_oft_component_state_dict(path)
 
 
-def save_component_state_dict(state: Mapping[str, torch.Tensor], run_dir: Path, component: str, tag: str) -> Path:
-    """Write `<run_dir>/<component>--<tag>_checkpoint.safetensors` (OFT's name, our format)."""
-    path = run_dir / f"{component}--{tag}_checkpoint.safetensors"
-    tensors = {k: v.detach().contiguous() for k, v in state.items()}
-    save_safetensors(tensors, path, metadata={"format": "pt"})
-    return path
+def save_component_state_dict(
+    state: Mapping[str, torch.Tensor], run_dir: Path, component: str, tag: str, oft_copy: bool
+) -> list[Path]:
+    """Write `<component>--<tag>.safetensors` and, if `oft_copy`, OFT's `<component>--<tag>_checkpoint.pt`; remove
+    the component's files of other tags or forms, so that each loader finds exactly one. Returns the paths written.
+    """
+    if OFT_CHECKPOINT_MARK in tag or "/" in tag:
+        raise ConfigError(
+            f"checkpoint tag={tag!r}: a tag may contain neither {OFT_CHECKPOINT_MARK!r} (OFT would take our "
+            ".safetensors file for a head checkpoint) nor '/'; use e.g. 'latest' or 'step_1000'"
+        )
+    path = run_dir / component_file_name(component, tag)
+    save_safetensors({k: v.detach().contiguous() for k, v in state.items()}, path, metadata={"format": "pt"})
+    written = [path]
+    if oft_copy:
+        written.append(save_oft_component_state_dict(state, run_dir, component, tag))
+    for stale in run_dir.glob(f"{component}--*"):
+        if stale not in written:
+            stale.unlink()
+    return written

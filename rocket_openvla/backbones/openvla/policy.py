@@ -7,10 +7,14 @@ Action heads (`PolicySpec.action_head`), as OFT:
                  extra token after the proprio token
     "discrete"   OpenVLA's 256-bin action tokens, cross-entropy training, argmax decoding in one parallel pass
 
-Run directory (OFT's names; ours write `.safetensors` where OFT wrote `.pt`, and both are read):
+Run directory (OFT's layout; `checkpoint.py` and `oft_format.py` say which file names each loader finds):
     lora_adapter/                               peft adapter (when the VLA is LoRA-wrapped)
     config.json + model*.safetensors            the full VLA (when not LoRA-wrapped, or OFT's merged model)
-    action_head--<tag>_checkpoint.*  proprio_projector--<tag>_checkpoint.*  noisy_action_projector--<tag>_checkpoint.*
+    <component>--<tag>.safetensors              action_head, proprio_projector, noisy_action_projector (ours)
+    <component>--<tag>_checkpoint.pt            the same heads for OFT's evaluation, written beside a full VLA only
+                                                (OFT cannot evaluate a LoRA-only directory); OFT's runs hold these
+    <component>--<tag>_checkpoint.safetensors   the heads in our runs from before the OFT export
+    (all three forms are read)
     dataset_statistics.json                     action/proprio statistics, keyed by dataset
     policy_config.json                          the PolicySpec (ours; OFT dirs fall back to LIBERO defaults)
 """
@@ -347,10 +351,11 @@ class OpenVLAPolicy(nn.Module):
         return {name: module for name, module in modules.items() if module is not None}
 
     def save_pretrained(self, path: str | Path, tag: str = "latest") -> None:
-        """Write the run-directory layout (module docstring); a LoRA-wrapped VLA is saved as its adapter only."""
+        """Write the run-directory layout (module docstring); a LoRA-wrapped VLA is saved as its adapter only, and
+        OFT's `.pt` heads are written when the full VLA is (merged policies, full finetuning)."""
         path = save_policy_files(path, self.vla, self.spec, self.statistics)
         for name, module in self.components().items():
-            save_component_state_dict(module.state_dict(), path, name, tag)
+            save_component_state_dict(module.state_dict(), path, name, tag, oft_copy=not self.has_lora)
 
     @classmethod
     def from_pretrained(
@@ -366,7 +371,7 @@ class OpenVLAPolicy(nn.Module):
     ) -> OpenVLAPolicy:
         """Load a policy from an OFT run directory, one of ours, or a bare VLA checkpoint (`openvla/openvla-7b`).
 
-        A run directory (it has `lora_adapter/` or `<component>--*_checkpoint.*` files) must hold every component
+        A run directory (it has `lora_adapter/` or `<component>--*` files) must hold every component
         `spec` needs, or loading fails naming the missing files; a bare checkpoint gets freshly initialised heads
         (seed the global RNG first). The VLA comes from the directory's own weights (OFT's merged model) or, when
         it holds only `lora_adapter/`, from `base` (default: the adapter's `base_model_name_or_path`) + the adapter.
@@ -412,7 +417,7 @@ def _has_model_weights(path: Path) -> bool:
 
 
 def _is_run_dir(path: Path) -> bool:
-    return (path / LORA_DIR).is_dir() or any(path.glob("*--*_checkpoint.*"))
+    return (path / LORA_DIR).is_dir() or any(next(path.glob(f"{name}--*"), None) for name in COMPONENTS)
 
 
 def _read_spec(path: Path) -> PolicySpec:
@@ -453,7 +458,7 @@ def _load_vla(
 def _load_components(policy: OpenVLAPolicy, path: Path) -> None:
     modules = policy.components()
     files = {name: find_component_file(path, name) for name in modules}
-    missing = [f"{name}--*_checkpoint.{{pt,safetensors}}" for name, file in files.items() if file is None]
+    missing = [f"{name}--*.safetensors or {name}--*_checkpoint.pt" for name, file in files.items() if file is None]
     if missing:
         raise MissingInputError(
             f"run directory {path} lacks {missing}, needed by action_head={policy.spec.action_head!r}, "

@@ -30,6 +30,7 @@ from transformers import PreTrainedTokenizerBase
 
 from rocket_openvla.backbones.images import unit_rgb
 from rocket_openvla.backbones.openvla.action_tokenizer import ActionTokenizer
+from rocket_openvla.backbones.openvla.oft_format import PRISMATIC_PROCESSOR_CLASS, write_portable_tokenizer_files
 from rocket_openvla.backbones.openvla.prompting import (
     ACTION_PREFIX_TOKEN,
     IGNORE_INDEX,
@@ -58,7 +59,7 @@ class ImageNormalization:
 
     Read from and written to `preprocessor_config.json` in the schema of OpenVLA's Prismatic image processor. That
     processor applies the file's `tvf_normalize_params` when present (they override what it derives from `means` /
-    `stds`), so those win here too.
+    `stds`), so those win here too. The file written is complete for OpenVLA-OFT's `AutoProcessor` (`oft_format`).
     """
 
     means: tuple[RGB, RGB] = (PUBLISHED_DINOV2_MEAN, SIGLIP_MEAN)
@@ -106,8 +107,10 @@ class ImageNormalization:
         return cls.from_preprocessor_config(json.loads(path.read_text()), source=str(path))
 
     def to_preprocessor_config(self, image_size: int = IMAGE_SIZE) -> dict[str, Any]:
-        """`preprocessor_config.json` content in the Prismatic schema (no `auto_map`: nothing to execute)."""
+        """`preprocessor_config.json` content in the Prismatic schema (no `auto_map`: nothing to execute; OFT registers
+        the classes `processor_class` and `image_processor_type` name)."""
         return {
+            "processor_class": PRISMATIC_PROCESSOR_CLASS,
             "image_processor_type": "PrismaticImageProcessor",
             "image_resize_strategy": "resize-naive",
             "use_fused_vision_backbone": True,
@@ -205,8 +208,10 @@ class OpenVLAProcessor:
         return example
 
     def save_pretrained(self, directory: str | Path) -> None:
-        """The tokenizer files and `preprocessor_config.json` (the image normalisation the policy was trained with)."""
+        """The tokenizer files (readable by transformers 4.40 / tokenizers 0.19 too, as OpenVLA-OFT's evaluation needs)
+        and `preprocessor_config.json` (the image normalisation the policy was trained with)."""
         self.tokenizer.save_pretrained(str(directory))
+        write_portable_tokenizer_files(directory)
         self.normalization.save_pretrained(directory, self.image_size)
 
     def collator(self, max_length: int = DEFAULT_MAX_LENGTH) -> OpenVLACollator:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from rocket_openvla.backbones.base import BackboneAdapter, ImageTokens, image_token_positions
+from rocket_openvla.backbones.base import BackboneAdapter, ImageTokens, image_token_positions, pad_prompts
 from rocket_openvla.backbones.char_tokenizer import build_char_tokenizer
 from rocket_openvla.backbones.pi0.configuration_pi0 import PI0PolicySpec
 from rocket_openvla.backbones.pi0.policy import PI0Policy
@@ -79,6 +79,14 @@ class PI0Adapter(BackboneAdapter):
     def action_chunk(self) -> int:
         return self._processor.layout.chunk_size
 
+    @property
+    def action_dim(self) -> int:
+        return self._policy.spec.action_dim
+
+    @property
+    def state_dim(self) -> int:
+        return self._policy.spec.proprio_dim
+
     def ddp_find_unused_parameters(self, student_layers: Sequence[int]) -> bool:
         """The expert reads only the VLM's key/value cache, so the last VLM layer's query, output projection and MLP
         get a gradient only when the final hidden state (`hidden_states[n]`) is aligned."""
@@ -100,6 +108,27 @@ class PI0Adapter(BackboneAdapter):
         """Recompute the vision tower in backward. (PI0's own `gradient_checkpointing_enable()` turns off the VLM's
         key/value cache, which the action expert needs, and breaks training.)"""
         self._policy.base_model.model.vlm.vision_tower.gradient_checkpointing_enable({"use_reentrant": False})
+
+    def predict_actions(
+        self,
+        images: torch.Tensor,
+        instructions: Sequence[str],
+        proprio: torch.Tensor | None = None,
+        unnorm_key: str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """PI0's flow-matching sampler; a sample's cameras fill the first slots, the others are absent."""
+        processor, device = self._processor, self.device
+        pixel_values, present = zip(*(processor.camera_slots(views) for views in images))
+        input_ids, attention_mask = pad_prompts(
+            [processor.prompt_input_ids(text, len(views)) for text, views in zip(instructions, images)],
+            processor.tokenizer.pad_token_id,
+        )
+        return self._policy.predict_action(
+            input_ids.to(device), attention_mask.long().to(device), torch.stack(pixel_values).to(device),
+            torch.stack(present).to(device), proprio=None if proprio is None else proprio.to(device),
+            unnorm_key=unnorm_key, generator=generator,
+        ).actions
 
     def save_pretrained(self, path: str | Path, tag: str = "latest") -> None:
         """The policy's run directory (see `policy.py`) plus the tokenizer files."""

@@ -4,7 +4,7 @@ code; `build()` does."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from rocket_openvla.backbones.pi0.configuration_pi0 import PI0PolicySpec
 from rocket_openvla.backbones.pi0.tiny import SIZE_PRESETS
@@ -21,6 +21,8 @@ ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flex_attention")  # flash attention dr
 @dataclass
 class PI0BackboneConfig(BackboneConfig):
     """transformers' PI0 (PaliGemma VLM + Gemma action expert, flow matching). Defaults: LIBERO on the tiny model."""
+
+    side_file_fields: ClassVar[tuple[str, ...]] = ("tokenizer",)
 
     # PI0 checkpoint directory (lerobot/pi0_base's Hugging Face layout) or one of our run directories; null: random.
     pretrained: str | None = None

@@ -9,13 +9,13 @@ gets the cameras as the data pipeline delivered them (`teacher_images`, in [0, 1
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from rocket_openvla.backbones.base import BackboneAdapter, ImageTokens, image_token_positions
+from rocket_openvla.backbones.base import BackboneAdapter, ImageTokens, image_token_positions, tensors_to
 from rocket_openvla.backbones.vlm.configuration_vlm import VLMPolicySpec
 from rocket_openvla.backbones.vlm.family import VLMFamily
 from rocket_openvla.backbones.vlm.policy import VLMActionPolicy
@@ -66,6 +66,15 @@ class VLMAdapter(BackboneAdapter):
     def action_chunk(self) -> int:
         return self._policy.spec.chunk
 
+    @property
+    def action_dim(self) -> int:
+        return self._policy.spec.action_dim
+
+    @property
+    def state_dim(self) -> int | None:
+        spec = self._policy.spec
+        return spec.proprio_dim if spec.use_proprio else None
+
     def image_tokens(self, batch: Mapping[str, Any]) -> ImageTokens:
         return image_token_positions(batch["input_ids"], self._processor.image_token_id,
                                      self._processor.tokens_per_camera)
@@ -75,6 +84,22 @@ class VLMAdapter(BackboneAdapter):
 
     def capture_points(self) -> CapturePoints:
         return CapturePoints.from_decoder(self._policy.language_model)
+
+    def predict_actions(
+        self,
+        images: torch.Tensor,
+        instructions: Sequence[str],
+        proprio: torch.Tensor | None = None,
+        unnorm_key: str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """One parallel pass of the family's prompt + the action queries (the L1 head samples nothing)."""
+        processor = self._processor
+        examples = [processor({"images": views, "instruction": text}) for views, text in zip(images, instructions)]
+        batch = tensors_to(processor.collator()(examples), self.device)
+        return self._policy.predict_action(
+            batch, proprio=None if proprio is None else proprio.to(self.device), unnorm_key=unnorm_key
+        ).actions
 
     def save_pretrained(self, path: str | Path, tag: str = "latest") -> None:
         """The policy's run directory (see `policy.py`) plus the processor files."""

@@ -84,6 +84,7 @@ class VLMBackboneConfig(BackboneConfig):
     """A transformers VLM with an OFT-style action head; each family registers a subclass (`--backbone.type`)."""
 
     family_class: ClassVar[str]  # "module:Class" of the family, imported in build()
+    side_file_fields: ClassVar[tuple[str, ...]] = ("processor",)
 
     # Checkpoint directory of the VLM (its Hugging Face layout) or one of our run directories; null: a tiny random VLM.
     pretrained: str | None = None

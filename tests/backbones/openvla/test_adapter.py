@@ -88,7 +88,7 @@ def test_save_pretrained_and_rebuild_from_the_run_directory(adapter, golden, tmp
     adapter.policy.vla.save_pretrained(tmp_path / "base")  # the VLA the run starts from
     adapter.apply_lora(rank=2, alpha=4, init=False)
     adapter.save_pretrained(tmp_path / "run", tag="step3")
-    assert (tmp_path / "run" / "action_head--step3_checkpoint.safetensors").is_file()
+    assert (tmp_path / "run" / "action_head--step3.safetensors").is_file()
 
     with pytest.raises(FileNotFoundError, match="holds only a LoRA adapter"):
         OpenVLABackboneConfig(pretrained=str(tmp_path / "run")).build()  # a random base records no path

@@ -156,7 +156,8 @@ def test_loads_an_oft_run_directory(tmp_path, published_checkpoint, golden, gold
 def test_run_directory_missing_a_component_is_named(tmp_path, published_checkpoint, golden_policy):
     write_oft_run_dir(tmp_path, published_checkpoint, golden_policy)
     (tmp_path / "proprio_projector--150000_checkpoint.pt").unlink()
-    with pytest.raises(FileNotFoundError, match=r"lacks \['proprio_projector--\*_checkpoint.\{pt,safetensors\}'\]"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"lacks \['proprio_projector--\*.safetensors or proprio_projector--\*_checkpoint.pt'\]"):
         OpenVLAPolicy.from_pretrained(tmp_path)
 
 
@@ -173,6 +174,7 @@ def test_lora_run_directory_round_trips_bit_exactly(tmp_path, published_checkpoi
     policy.save_pretrained(tmp_path / "run", tag="step7")
     assert (tmp_path / "run" / "lora_adapter" / "adapter_model.safetensors").is_file()
     assert not (tmp_path / "run" / "model.safetensors").exists()
+    assert not list((tmp_path / "run").glob("*.pt"))  # OFT's heads go only beside a full VLA, which OFT can load
 
     reloaded = OpenVLAPolicy.from_pretrained(tmp_path / "run")  # base = the adapter's recorded base path
     assert reloaded.spec == policy.spec
