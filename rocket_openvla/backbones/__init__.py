@@ -6,6 +6,7 @@ without importing model code; the adapters load on first attribute access.
 
 from __future__ import annotations
 
+import rocket_openvla.integrations.lerobot.backbone_config  # noqa: F401 (registers --backbone.type lerobot)
 from rocket_openvla.backbones.openvla.backbone_config import OpenVLABackboneConfig
 from rocket_openvla.backbones.pi0.backbone_config import PI0BackboneConfig
 from rocket_openvla.backbones.registry import BackboneConfig, available_backbones

@@ -50,7 +50,8 @@ class BackboneConfig(draccus.ChoiceRegistry, abc.ABC):
     def for_policy_dir(self, path: str | Path, base: str | Path | None = None) -> BackboneConfig:
         """This config, with everything read from the saved policy directory `path` (merged weights, or a LoRA
         adapter over `base`, default the base the adapter records): its policy_config.json, tokenizer, processor."""
-        cleared = {name: None for name in ("policy", *self.side_file_fields)}
+        names = {f.name for f in fields(self)}
+        cleared = {name: None for name in ("policy", *self.side_file_fields) if name in names}
         return dataclasses.replace(self, pretrained=str(path), base=None if base is None else str(base), **cleared)
 
     def validate(self) -> None:
