@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import draccus
 
@@ -30,6 +31,13 @@ class StudentView:
     input_format: str  # pixel layout of batch["pixel_values"] ("openvla", "pm1", "unit")
     # (mean, std) the student normalised the channels the teacher reads with ("openvla": the DINOv2 half); None: none.
     pixel_normalization: tuple[RGB, RGB] | None = None
+
+    @classmethod
+    def of(cls, adapter: Any, grids: tuple[tuple[int, int], ...] | None = None) -> StudentView:
+        """The view of a backbone adapter (anything with `camera_grids`, `num_images`, `teacher_input_format` and
+        `pixel_normalization`); `grids` replaces its camera grids."""
+        return cls(adapter.camera_grids if grids is None else grids, adapter.num_images, adapter.teacher_input_format,
+                   adapter.pixel_normalization)
 
 
 @dataclass

@@ -121,15 +121,7 @@ class CheckpointManager:
                 f"{self.context.world_size}; resume with the same number of processes (the data shards and "
                 "iterator positions are per rank)"
             )
-        saved = load_file(str(path / TRAINABLE_NAME), device=str(next(parts.module.parameters()).device))
-        trainable = {name: p for name, p in parts.module.named_parameters() if p.requires_grad}
-        problems = state_dict_problems(trainable, saved)
-        if problems:
-            raise ConfigError(f"checkpoint {path} does not match this model: {'; '.join(problems)}; "
-                             "resume with the config the run was started with")
-        with torch.no_grad():
-            for name, parameter in trainable.items():
-                parameter.copy_(saved[name])
+        load_trainable(parts.module, path)
         parts.optimizer.load_state_dict(load_state_tree(path, "optimizer"))
         parts.scheduler.load_state_dict(load_state_tree(path, "scheduler"))
         rank_dir = path / f"rank_{self.context.rank:03d}"
@@ -143,3 +135,17 @@ class CheckpointManager:
         complete = sorted(p for p in self.root.glob("step_*") if p.is_dir())
         for old in complete[: -self.keep_last]:
             shutil.rmtree(old)
+
+
+def load_trainable(module: torch.nn.Module, checkpoint: Path) -> None:
+    """Copy a checkpoint's `trainable.safetensors` into `module`'s trainable parameters (the run's `TrainStep`: LoRA,
+    heads, projector), refusing any missing, extra or mis-shaped tensor."""
+    saved = load_file(str(checkpoint / TRAINABLE_NAME), device=str(next(module.parameters()).device))
+    trainable = {name: p for name, p in module.named_parameters() if p.requires_grad}
+    problems = state_dict_problems(trainable, saved)
+    if problems:
+        raise ConfigError(f"checkpoint {checkpoint} does not match this model: {'; '.join(problems)}; use the config "
+                          "the run was started with")
+    with torch.no_grad():
+        for name, parameter in trainable.items():
+            parameter.copy_(saved[name])

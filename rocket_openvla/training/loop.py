@@ -26,6 +26,7 @@ from tqdm import tqdm
 from rocket_openvla.align import RocketObjective
 from rocket_openvla.backbones.base import device_autocast
 from rocket_openvla.backbones.lora import BASE_MODEL_DIR
+from rocket_openvla.data.config import DataConfig
 from rocket_openvla.data.pipeline import RLDSDataset, build_dataset
 from rocket_openvla.data.statistics import check_statistics_match
 from rocket_openvla.errors import ConfigError
@@ -72,7 +73,8 @@ class Trainer:
         if context.is_main:
             record_config(config, self.run_dir)
         barrier()
-        self.dataset = self._build_dataset()  # before the models: a wrong data path fails in seconds
+        # before the models: a wrong data path fails in seconds
+        self.dataset = build_rank_dataset(self.config.data, self.context)
 
         seed_everything(config.run.seed)  # identical initialisation on every rank
         self.rocket = config.rocket
@@ -121,9 +123,8 @@ class Trainer:
             cache = self._open_cache(teacher_layers)
             targets = CachedTargets(cache, teacher_layers, self.adapter.camera_grids, rocket, self.context.device)
             return targets, RocketObjective(rocket, self.adapter.hidden_size, cache.manifest["feature_dim"])
-        view = StudentView(self.adapter.camera_grids, self.adapter.num_images, self.adapter.teacher_input_format,
-                           self.adapter.pixel_normalization)
-        self.teacher = config.teacher.build(teacher_layers, view, rocket).to(self.context.device)
+        teacher = config.teacher.build(teacher_layers, StudentView.of(self.adapter), rocket)
+        self.teacher = teacher.to(self.context.device)
         return OnlineTargets(self.teacher, self.adapter), RocketObjective(rocket, self.adapter.hidden_size,
                                                                           self.teacher.feature_dim)
 
@@ -139,16 +140,6 @@ class Trainer:
         logger.info("teacher targets from the cache %s (%s, stride %d): the teacher is not built", cache.directory,
                     cache.manifest["dtype"], cache.stride)
         return cache
-
-    def _build_dataset(self) -> RLDSDataset:
-        """The main process builds first (it may generate the synthetic dataset and cache statistics), then the rest."""
-        dataset = None
-        if self.context.is_main:
-            dataset = build_dataset(self.config.data, rank=0, world_size=self.context.world_size)
-        barrier()
-        if not self.context.is_main:
-            dataset = build_dataset(self.config.data, rank=self.context.rank, world_size=self.context.world_size)
-        return dataset
 
     def _resumable(self) -> Resumable:
         return Resumable(self.module, self.optimizer, self.scheduler, self.dataset, self.adapter.save_pretrained)
@@ -275,3 +266,11 @@ def _batch_summary(batch: dict[str, Any]) -> str:
             parts.append(f"{key} {tuple(value.shape)} min {value.min().item():.3g} max {value.max().item():.3g} "
                          f"mean {value.mean().item():.3g} non-finite {int((~torch.isfinite(value)).sum())}")
     return "; ".join(parts)
+
+
+def build_rank_dataset(config: DataConfig, context: DistributedContext) -> RLDSDataset:
+    """This process's shard of the data; the main process builds first (it may generate the synthetic dataset and
+    cache statistics), then the others."""
+    dataset = build_dataset(config, rank=context.rank, world_size=context.world_size) if context.is_main else None
+    barrier()
+    return dataset if dataset is not None else build_dataset(config, rank=context.rank, world_size=context.world_size)

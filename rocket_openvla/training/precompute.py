@@ -89,9 +89,8 @@ class CacheWriter:
         self.adapter = config.backbone.build()
         self.collate = self.adapter.processor.collator()
         self.layers = self._layers()
-        grids = self.adapter.camera_grids if options.grid is None else ((options.grid,) * 2,) * self.adapter.num_images
-        view = StudentView(grids, self.adapter.num_images, self.adapter.teacher_input_format,
-                           self.adapter.pixel_normalization)
+        grids = None if options.grid is None else ((options.grid,) * 2,) * self.adapter.num_images
+        view = StudentView.of(self.adapter, grids)
         no_position = dataclasses.replace(config.rocket, teacher_pos_embed=False)
         self.teacher = config.teacher.build(self.layers, view, no_position).to(context.device)
         self.manifest = self._manifest()

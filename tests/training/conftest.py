@@ -1,23 +1,12 @@
-"""A small synthetic LIBERO-format RLDS dataset and a tiny finetune config shared by the training tests."""
+"""Tiny finetune configs shared by the training tests (and the deploy, profiling and integration tests); the
+generated dataset they read is `rlds_root` of tests/conftest.py."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from rocket_openvla.data.synthetic import generate_synthetic_dataset
-
-DATASET = "synthetic_libero_no_noops"
-NUM_EPISODES = 8
-IMAGE_SIZE = 64
-
-
-@pytest.fixture(scope="session")
-def rlds_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("rlds")
-    generate_synthetic_dataset(root, name=DATASET, num_episodes=NUM_EPISODES, image_size=IMAGE_SIZE, seed=0)
-    return root
-
+from tests.conftest import DATASET
 
 # The quickstarts' tiny set-ups, small enough for a test, per backbone.
 BACKBONE_SECTIONS = {

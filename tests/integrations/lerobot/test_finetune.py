@@ -24,7 +24,7 @@ from rocket_openvla.training.checkpoint import (  # noqa: E402
     TRAINER_STATE_NAME,
     latest_checkpoint,
 )
-from tests.training.conftest import rlds_root, tiny_config_dict, write_config  # noqa: E402, F401 (a fixture)
+from tests.training.conftest import tiny_config_dict, write_config  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parents[3] / "vla-scripts" / "finetune_rocket.py"
 LEROBOT_BACKBONE_FIELDS = {"policy_type": "pi05", "chunk_size": 4, "empty_cameras": 1}
@@ -40,7 +40,7 @@ def torchrun(config_path: Path, *arguments: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_two_process_finetune_checkpoints_resumes_and_reloads(rlds_root, tmp_path):  # noqa: F811
+def test_two_process_finetune_checkpoints_resumes_and_reloads(rlds_root, tmp_path):
     runs = tmp_path / "runs"
     config = tiny_config_dict(rlds_root, runs, run={"max_steps": 2, "save_freq": 1})
     config["backbone"] = LEROBOT_BACKBONE  # the tiny pi0.5: 4 VLM blocks, two cameras + an empty slot, 4 x 4 tokens
