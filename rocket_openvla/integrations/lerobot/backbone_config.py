@@ -58,9 +58,10 @@ class LeRobotBackboneConfig(BackboneConfig):
     image_size: int | None = None
     # lerobot's gradient checkpointing (pi0/pi05; lerobot's SmolVLA has none).
     gradient_checkpointing: bool = False
-    # lerobot's `train_expert_only` / `freeze_vision_encoder`; null: the policy config's. With LoRA the VLM's language
-    # model gets adapters either way (ROCKET aligns it); a frozen vision encoder gets none.
+    # lerobot's `train_expert_only`; null: the policy config's. With LoRA the VLM's language model gets adapters
+    # either way (ROCKET aligns it).
     train_expert_only: bool | None = None
+    # lerobot's `freeze_vision_encoder`; null: the policy config's. A frozen vision encoder gets no LoRA adapters.
     freeze_vision_encoder: bool | None = None
     # Weight dtype: "float32", "bfloat16" (pi0/pi05: lerobot's `dtype`), or null (the policy config's).
     dtype: str | None = None
