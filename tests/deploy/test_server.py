@@ -19,6 +19,7 @@ import requests
 
 from rocket_openvla.deploy import Policy
 from rocket_openvla.deploy.client import PolicyClient, ServerError
+from rocket_openvla.eval.policies import LocalPolicy, ServerPolicy, make_policy
 from tests.deploy.test_policy import INSTRUCTION, observation, save_policy, tiny_backbone
 
 ENTRY = Path(__file__).resolve().parents[2] / "vla-scripts" / "serve_policy.py"
@@ -184,6 +185,20 @@ def test_requests_beyond_the_queue_are_refused_with_503_and_the_rest_are_served(
     assert len(served) >= MAX_QUEUE
     for actions in served:
         np.testing.assert_array_equal(actions, expected)
+
+
+def test_a_served_policy_and_a_local_one_answer_alike_with_frames_in_camera_order(policy_dir, server):
+    _, client = server
+    (primary, wrist), state = observation(seed=3)  # LIBERO's frames as the evaluation harness hands them
+    frames = {"primary": primary, "wrist": wrist}
+    local = make_policy(str(policy_dir))
+    remote = make_policy(client.url)
+    assert isinstance(local, LocalPolicy) and isinstance(remote, ServerPolicy)
+    actions = local.act(frames, state, INSTRUCTION)
+    assert actions.shape == (8, 7)
+    np.testing.assert_allclose(remote.act(frames, state, INSTRUCTION), actions, atol=1e-5)
+    swapped = {"primary": wrist, "wrist": primary}
+    assert not np.allclose(local.act(swapped, state, INSTRUCTION), actions)
 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits_cleanly(server, expected):
