@@ -8,12 +8,11 @@ Sections (all in one run, ratios against each other):
              for cache grids 16 (the student's), 32 and 37; also the cache read with the crop ignored, and each
              8-bit dtype's effect on the targets
   precompute frames per second of `vla-scripts/precompute_teacher.py`'s writer on the generated dataset
-  step       seconds per training step (1 process) for the baseline, ROCKET with the teacher on the fly, and ROCKET
-             from the cache
+What the cache saves per training step is measured by bench/bench_step.py (same model and batch, cached vs on the fly).
 
 Usage:
-    python bench/bench_cache.py            # everything, ~5 minutes on 2 CPU cores
-    python bench/bench_cache.py --quick    # fewer samples and steps
+    python bench/bench_cache.py            # everything, ~3 minutes on 2 CPU cores
+    python bench/bench_cache.py --quick --json cache.json   # fewer frames
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from report import SEED, Ratio, parse_args, print_ratios, settings_of, write_report  # noqa: E402
 
 from rocket_openvla.align.pooling import pool_teacher_tokens  # noqa: E402
 from rocket_openvla.data.tf_runtime import tf  # noqa: E402  (TensorFlow only through tf_runtime: see there)
@@ -38,13 +38,14 @@ from rocket_openvla.teachers.cache.layout import bytes_per_frame, decode_feature
 
 PAPER = {"layers": 10, "tokens": 2 * 16 * 16, "channels": 2048}
 RELEASE_BYTES = 24 * 2 * (37 * 37 + 5) * 2048 * 4  # every layer, unpooled, camera and register tokens, fp32
+RELEASE_NAME = "release (24 layers, unpooled, fp32)"
 STUDENT_GRID = (16, 16)
 
 
 def size_rows() -> dict[str, float]:
     rows = {dtype: bytes_per_frame(PAPER["layers"], PAPER["tokens"], PAPER["channels"], dtype)
             for dtype in ("float32", "bfloat16", "float8_e4m3fn", "int8")}
-    rows["release (24 layers, unpooled, fp32)"] = RELEASE_BYTES
+    rows[RELEASE_NAME] = RELEASE_BYTES
     return rows
 
 
@@ -52,7 +53,7 @@ def _scene_frames(count: int, size: int = 224) -> np.ndarray:
     """uint8 [count, size, size, 3] primary-camera frames of the generated LIBERO-like episodes."""
     from rocket_openvla.data.synthetic.episodes import scripted_episode
 
-    rng, frames = np.random.default_rng(0), []
+    rng, frames = np.random.default_rng(SEED), []
     while len(frames) < count:
         steps = scripted_episode(rng, size)
         frames.extend(step["observation"]["image"] for step in steps[:: max(1, len(steps) // 4)])
@@ -130,67 +131,52 @@ def _finetune_config(root: Path, **sections):
     return draccus.parse(FinetuneConfig, config_path=str(path), args=[])
 
 
-def precompute_and_step_rows(root: Path, steps: int) -> tuple[dict[str, float], dict[str, float]]:
+def precompute_row(root: Path) -> dict[str, float]:
     from rocket_openvla.training.distributed import DistributedContext
-    from rocket_openvla.training.loop import Trainer
     from rocket_openvla.training.precompute import CacheWriter
 
-    single = DistributedContext(0, 1, 0, torch.device("cpu"))
     cache_dir = root / "cache"
-    writer = CacheWriter(_finetune_config(root, teacher_cache={"dir": str(cache_dir)}), single)
+    writer = CacheWriter(_finetune_config(root, teacher_cache={"dir": str(cache_dir)}),
+                         DistributedContext(0, 1, 0, torch.device("cpu")))
     start = time.perf_counter()
     writer.run()
     seconds = time.perf_counter() - start
     frames = sum(entry[2] for entry in json.loads((cache_dir / "index.json").read_text())["episodes"].values())
-    precompute = {"frames": frames, "seconds": round(seconds, 2), "frames_per_second": round(frames / seconds, 2)}
-
-    variants = {
-        "baseline": {"rocket": {"coeff": 0.0}},
-        "rocket, teacher on the fly": {},
-        "rocket, cached targets": {"teacher_cache": {"dir": str(cache_dir)}},
-    }
-    step_seconds = {}
-    for name, sections in variants.items():
-        trainer = Trainer(_finetune_config(root, run={"run_id": name.replace(" ", "_").replace(",", "")},
-                                           **sections), single)
-        stream = trainer.batches()
-        trainer._optimizer_step(stream)  # warm-up
-        start = time.perf_counter()
-        for _ in range(steps):
-            trainer._optimizer_step(stream)
-        step_seconds[name] = round((time.perf_counter() - start) / steps, 4)
-    return precompute, step_seconds
+    return {"frames": frames, "seconds": round(seconds, 2), "frames_per_second": round(frames / seconds, 2)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
-    torch.manual_seed(0)
+    parser.add_argument("--frames", type=int, default=24, help="scene frames of the crop comparison")
+    args = parse_args(parser, {"frames": 8})
+    torch.manual_seed(SEED)
     results = {"size_bytes_per_frame": size_rows()}
     float32 = results["size_bytes_per_frame"]["float32"]
     print("bytes per frame (paper set-up):")
     for name, value in results["size_bytes_per_frame"].items():
         print(f"  {name:40s} {value / 1e6:9.2f} MB  ({value / float32:.3f} x float32)")
 
-    results["crop"] = crop_rows(8 if args.quick else 24)
+    results["crop"] = crop_rows(args.frames)
     print("teacher-then-crop (cache) vs crop-then-teacher (on the fly), random VGGT at 518 px:")
     for name, row in results["crop"].items():
         print(f"  {name:48s} cosine {row['cosine']:.4f}  relative L2 {row['relative_l2']:.4f}")
 
     with tempfile.TemporaryDirectory() as directory:
-        precompute, steps = precompute_and_step_rows(Path(directory), 3 if args.quick else 10)
-    results["precompute"], results["step_seconds"] = precompute, steps
+        results["precompute"] = precompute = precompute_row(Path(directory))
     print(f"precompute: {precompute['frames']} frames in {precompute['seconds']} s = "
           f"{precompute['frames_per_second']} frames/s (1 process)")
-    baseline = steps["baseline"]
-    for name, value in steps.items():
-        print(f"  step {name:30s} {value:.3f} s  ({value / baseline:.2f} x baseline)")
-    results["torch"] = torch.__version__
-    results["threads"] = torch.get_num_threads()
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+    sizes, crop = results["size_bytes_per_frame"], results["crop"]
+    ratios = [
+        Ratio("cache size: release layout / ours (bfloat16)", sizes[RELEASE_NAME] / sizes["bfloat16"], "bytes, x"),
+        Ratio("cache size: int8 / bfloat16", sizes["int8"] / sizes["bfloat16"], "bytes, x"),
+        Ratio("cached targets (grid 16) vs crop-then-teacher", crop["cache grid 16, crop followed"]["cosine"],
+              "mean token cosine"),
+        Ratio("cached targets, crop ignored, vs crop-then-teacher", crop["cache grid 16, crop ignored"]["cosine"],
+              "mean token cosine"),
+        Ratio("precompute throughput (1 process)", precompute["frames_per_second"], "frames/s"),
+    ]
+    print_ratios(ratios)
+    write_report(args.json, "cache", settings_of(args), results, ratios)
 
 
 if __name__ == "__main__":

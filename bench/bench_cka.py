@@ -16,6 +16,8 @@ The ratio is release (extrapolated) / ours, at the same N and shapes.
 Usage:
     python bench/bench_cka.py                      # N = 2048, widths / 16; ~4 minutes on 2 busy CPU cores
     python bench/bench_cka.py --scale 8 --release-samples 64 128
+    python bench/bench_cka.py --quick --json cka.json  # N = 512, widths / 32, release at N = 32 64 96; ~50 s;
+                                                       # writes the report (bench/report.py's format)
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ import time
 from pathlib import Path
 
 import torch
+from report import SEED, Ratio, parse_args, print_ratios, settings_of, write_report
 
 from rocket_openvla.profiling.cka import StreamingCKA, centred_gram, hsic_terms
 
 PAPER = {"student_layers": 33, "teacher_layers": 24, "tokens": 256, "student_dim": 4096, "teacher_dim": 2048}
 FLOAT32 = 4
+QUICK = {"samples": 512, "scale": 32, "release_samples": [32, 64, 96]}
 
 
 def shapes(scale: int) -> dict[str, int]:
@@ -50,7 +54,7 @@ class Features:
     """Random structured features of the given shapes: per layer, two token latents times fixed channel vectors."""
 
     def __init__(self, shape: dict[str, int]) -> None:
-        generator = torch.Generator().manual_seed(0)
+        generator = torch.Generator().manual_seed(SEED)
         dims = [shape["student_dim"]] * shape["student_layers"] + [shape["teacher_dim"]] * shape["teacher_layers"]
         self.tokens, self.num_student = shape["tokens"], shape["student_layers"]
         self.channels = [torch.randn(2, dim, generator=generator) for dim in dims]
@@ -108,8 +112,7 @@ def main() -> None:
     parser.add_argument("--release-samples", type=int, nargs="+", default=[64, 128, 192],
                         help="small N at which the release's feature store is measured")
     parser.add_argument("--child", choices=("ours", "release"), help=argparse.SUPPRESS)
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
+    args = parse_args(parser, QUICK)
     shape = shapes(args.scale)
     if args.child:
         measure = measure_ours if args.child == "ours" else measure_release
@@ -148,8 +151,10 @@ def main() -> None:
     print(f"  ratio release / ours: {results['ratio_release_over_ours']:.0f}x")
     print(f"paper shapes, N = {args.samples}: the release's store {full / gb:.0f} GB per rank; ours holds one "
           f"minibatch of features, {results['paper_shapes_ours_minibatch_bytes'] / gb:.2f} GB in fp32")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+    ratios = [Ratio("release extrapolated / ours", results["ratio_release_over_ours"],
+                    f"peak RSS increase of the CKA profile at N = {args.samples}, x")]
+    print_ratios(ratios)
+    write_report(args.json, "cka", settings_of(args), results, ratios)
 
 
 if __name__ == "__main__":

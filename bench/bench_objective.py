@@ -9,19 +9,23 @@ Three implementations on the same inputs and the same projector weights:
 Usage:
     python bench/bench_objective.py                       # CPU-sized defaults
     python bench/bench_objective.py --student-dim 4096 --teacher-dim 2048 --batch 8 --tokens 512 --device cuda
-On CUDA it also counts host synchronisations per step (torch.cuda.set_sync_debug_mode).
+    python bench/bench_objective.py --quick --json objective.json
+Host synchronisations per forward + backward are counted too (bench/host_syncs.py): on CUDA by torch's sync debugger,
+on CPU as the operators that would sync on CUDA.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-import warnings
 
 import torch
 import torch.nn.functional as F
+from host_syncs import count_host_syncs
+from report import SEED, Ratio, parse_args, print_ratios, settings_of, write_report
 
 from rocket_openvla.align import RocketConfig, RocketObjective
+from rocket_openvla.backbones.base import device_autocast
 
 
 def release_loop(objective: RocketObjective, student, teacher) -> torch.Tensor:
@@ -63,7 +67,8 @@ def time_step(fn, objective, student, teacher, iters: int, device: torch.device)
         objective.zero_grad(set_to_none=True)
         for s in student:
             s.grad = None
-        fn(objective, student, teacher).backward()
+        with device_autocast(device):
+            fn(objective, student, teacher).backward()
 
     step()  # warm-up
     if device.type == "cuda":
@@ -76,15 +81,39 @@ def time_step(fn, objective, student, teacher, iters: int, device: torch.device)
     return (time.perf_counter() - start) / iters
 
 
-def count_host_syncs(fn, objective, student, teacher) -> int:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            fn(objective, student, teacher)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-    return sum("synchroniz" in str(w.message) for w in caught)
+def run(pairs: int, student_dim: int, teacher_dim: int, batch: int, tokens: int, iters: int,
+        device: torch.device) -> tuple[dict, list[Ratio]]:
+    """Seconds per forward + backward of each implementation and host syncs per forward + backward; student states
+    are bf16 on CUDA (what the autocast forward of the VLA hands the objective), fp32 on CPU."""
+    torch.manual_seed(SEED)
+    config = RocketConfig(student_layers=list(range(1, pairs + 1)), teacher_layers=list(range(pairs)))
+    objective = RocketObjective(config, student_dim, teacher_dim).to(device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    student = [torch.randn(batch, tokens, student_dim, device=device, dtype=dtype, requires_grad=True)
+               for _ in range(pairs)]
+    teacher = [torch.randn(batch, tokens, teacher_dim, device=device) for _ in range(pairs)]
+
+    with device_autocast(device):
+        reference = release_loop(objective, student, teacher).item()
+        difference = abs(ours(objective, student, teacher).item() - reference)
+    assert difference < (2e-2 if dtype == torch.bfloat16 else 1e-4), f"ours and the release loop differ by {difference}"
+
+    implementations = [("release", release_loop), ("masked", masked_full_width), ("ours", ours)]
+    seconds = {name: time_step(fn, objective, student, teacher, iters, device) for name, fn in implementations}
+    syncs = {}
+    for name, fn in implementations:
+        def forward_backward(fn=fn) -> None:
+            with device_autocast(device):
+                fn(objective, student, teacher).backward()
+        syncs[name] = count_host_syncs(forward_backward, device)["count"]
+    results = {"seconds": seconds, "host_syncs": syncs, "widths": objective.widths, "dtype": str(dtype)}
+    ratios = [
+        Ratio("objective: release loop / ours", seconds["release"] / seconds["ours"], "time, x (speed-up of ours)"),
+        Ratio("objective: masked full width / ours", seconds["masked"] / seconds["ours"], "time, x"),
+        Ratio("objective host syncs: release loop", syncs["release"], f"count (K + 1 = {pairs + 1} .item() calls)"),
+        Ratio("objective host syncs: ours", syncs["ours"], "count, must be 0"),
+    ]
+    return results, ratios
 
 
 def main() -> None:
@@ -96,28 +125,18 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=512)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-
+    args = parse_args(parser, {"batch": 2, "iters": 1})
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    config = RocketConfig(student_layers=list(range(1, args.pairs + 1)), teacher_layers=list(range(args.pairs)))
-    objective = RocketObjective(config, args.student_dim, args.teacher_dim).to(device)
-    student = [torch.randn(args.batch, args.tokens, args.student_dim, device=device, requires_grad=True)
-               for _ in range(args.pairs)]
-    teacher = [torch.randn(args.batch, args.tokens, args.teacher_dim, device=device) for _ in range(args.pairs)]
-
-    reference = release_loop(objective, student, teacher).item()
-    assert abs(ours(objective, student, teacher).item() - reference) < 1e-4, "ours and the release loop disagree"
-
+    results, ratios = run(args.pairs, args.student_dim, args.teacher_dim, args.batch, args.tokens, args.iters, device)
     print(f"K={args.pairs} Ds={args.student_dim} H=Dt={args.teacher_dim} B={args.batch} T={args.tokens} "
-          f"device={device} threads={torch.get_num_threads()} widths={objective.widths}")
-    timings = {name: time_step(fn, objective, student, teacher, args.iters, device)
-               for name, fn in [("release", release_loop), ("masked", masked_full_width), ("ours", ours)]}
-    for name, seconds in timings.items():
-        print(f"{name:8s} {seconds * 1e3:9.1f} ms/step   speed-up vs release {timings['release'] / seconds:5.2f}x")
-    if device.type == "cuda":
-        for name, fn in [("release", release_loop), ("ours", ours)]:
-            print(f"{name:8s} host syncs per forward: {count_host_syncs(fn, objective, student, teacher)}")
+          f"device={device} threads={torch.get_num_threads()} widths={results['widths']}")
+    seconds = results["seconds"]
+    for name, value in seconds.items():
+        print(f"{name:8s} {value * 1e3:9.1f} ms/step   speed-up vs release {seconds['release'] / value:5.2f}x   "
+              f"host syncs {results['host_syncs'][name]}")
+    print_ratios(ratios)
+    write_report(args.json, "objective", settings_of(args), results,
+                 ratios)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,12 @@ Rows, same policy and observation (two 256 x 256 frames, LIBERO's state):
 Usage:
     python bench/bench_server.py                        # tiny OpenVLA on CPU
     python bench/bench_server.py --backbone smolvlm --requests 100 --clients 4 --json bench_server.json
+    python bench/bench_server.py --quick --json server.json  # 8 requests per row; the report is bench/report.py's
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import subprocess
 import sys
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import draccus
 import numpy as np
+from report import SEED, Ratio, parse_args, print_ratios, settings_of, write_report
 
 from rocket_openvla.backbones import BackboneConfig
 from rocket_openvla.data.config import CAMERA_VIEWS
@@ -33,13 +34,14 @@ from rocket_openvla.normalization import DatasetStatistics, FeatureStatistics
 
 ENTRY = Path(__file__).resolve().parents[1] / "vla-scripts" / "serve_policy.py"
 INSTRUCTION = "put the black bowl on the plate"
+QUICK = {"requests": 8}  # every row kept: 2 requests per client at the default 4 clients
 
 
 def write_tiny_policy(backbone: str, directory: Path) -> None:
     """A random tiny policy of `backbone` with LIBERO-sized statistics, laid out as merge_lora.py writes it."""
     config = draccus.decode(BackboneConfig, {"type": backbone})
     adapter = config.build()
-    values = np.random.default_rng(0).uniform(-1, 1, (100, 8))
+    values = np.random.default_rng(SEED).uniform(-1, 1, (100, 8))
     adapter.set_dataset_statistics({"libero": DatasetStatistics(
         action=FeatureStatistics.from_values(values[:, :7]), proprio=FeatureStatistics.from_values(values))})
     adapter.save_pretrained(directory)
@@ -55,10 +57,9 @@ def main() -> None:
     parser.add_argument("--backbone", default="openvla")
     parser.add_argument("--requests", type=int, default=40, help="sequential requests (latency rows)")
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = parser.parse_args()
+    args = parse_args(parser, QUICK)
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(SEED)
     frames = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in CAMERA_VIEWS]
     state = rng.uniform(-1, 1, 8).astype(np.float32)
     observation = {"full_image": frames[0], "wrist_image": frames[1], "state": state, "instruction": INSTRUCTION}
@@ -127,8 +128,13 @@ def main() -> None:
     print(f"  http 1       p50 {results['http_p50_ms']:8.1f} ms   p99 {results['http_p99_ms']:8.1f} ms   "
           f"{results['http_sequential_req_per_s']:.2f} req/s   (p50 x{results['http_overhead_ratio']:.2f} in-process)")
     print(f"  http {args.clients}                                          {concurrent_rate:.2f} req/s")
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2))
+    ratios = [
+        Ratio("http p50 / in-process p50", results["http_overhead_ratio"], "latency, x (higher = slower than direct)"),
+        Ratio(f"http {args.clients} clients / http 1", concurrent_rate / results["http_sequential_req_per_s"],
+              "throughput (req/s), x (higher = more requests served)"),
+    ]
+    print_ratios(ratios)
+    write_report(args.json, "server", settings_of(args), results, ratios)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Rows (same random teacher, same OpenVLA-format batch):
 
 Usage:
     python bench/bench_teacher.py                          # small config on CPU
+    python bench/bench_teacher.py --quick --json teacher.json  # the defaults (already quick); writes the report
     python bench/bench_teacher.py --early-exit 0 3 --batch 2
     python bench/bench_teacher.py --vggt-1b --device cuda  # real size, random weights, bf16 autocast
 """
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import asdict
 
 import torch
+from report import SEED, Ratio, parse_args, print_ratios, settings_of, write_report
 
 from rocket_openvla.backbones.openvla.processing_openvla import ImageNormalization
 from rocket_openvla.teachers import VGGT_1B, VGGTAggregator, VGGTAggregatorConfig, VGGTTeacher
@@ -52,11 +55,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--vggt-1b", action="store_true", help="the VGGT-1B configuration instead of the small one")
-    args = parser.parse_args()
+    args = parse_args(parser, {})  # --quick runs the defaults (< 40 s on 2 CPU cores); fewer rounds let noise in
 
     config = VGGT_1B if args.vggt_1b else SMALL
     device = torch.device(args.device)
-    torch.manual_seed(0)
+    torch.manual_seed(SEED)
     images = torch.rand(args.batch, args.cameras, 3, 224, 224, device=device)
     normalization = ImageNormalization()  # openvla-7b's
     dino = (normalization.means[0], normalization.stds[0])
@@ -76,10 +79,19 @@ def main() -> None:
         for name, layers in rows
     }
     timings = seconds_per_sample(teachers, pixel_values, args.rounds)
+    speedups = {name: timings["last-layer"] / seconds for name, seconds in timings.items()}
     print(f"best of {args.rounds} rounds")
     for name, seconds in timings.items():
-        speedup = timings["last-layer"] / seconds
-        print(f"{name:15s} {seconds * 1e3:9.1f} ms/sample   speed-up vs last-layer {speedup:5.2f}x")
+        print(f"{name:15s} {seconds * 1e3:9.1f} ms/sample   speed-up vs last-layer {speedups[name]:5.2f}x")
+    ratios = [Ratio(f"{name} vs last-layer", speedups[name], "teacher speed-up, x (last-layer time / row time)")
+              for name in timings if name != "last-layer"]
+    print_ratios(ratios)
+    results = {
+        "config": asdict(config), "threads": torch.get_num_threads(),
+        "ms_per_sample": {name: seconds * 1e3 for name, seconds in timings.items()},
+        "speed_up_vs_last_layer": speedups,
+    }
+    write_report(args.json, "teacher", settings_of(args), results, ratios)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from rocket_openvla.teachers.registry import StudentView
 from rocket_openvla.training.config import FinetuneConfig
 from rocket_openvla.training.distributed import DistributedContext, barrier, init_distributed, shutdown_distributed
 from rocket_openvla.training.rng import seed_everything
-from rocket_openvla.training.targets import run_manifest
+from rocket_openvla.training.targets import cache_geometry, run_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -128,10 +128,7 @@ class CacheWriter:
         manifest = run_manifest(self.config.teacher, self.config.rocket, self.config.data, datasets, self.layers,
                                 self.adapter.num_images)
         manifest.update(
-            feature_dim=teacher.feature_dim,
-            grids=[list(grid) for grid in teacher.grids],
-            teacher_grid=[teacher.image_size // teacher.patch_size] * 2,
-            teacher_image_size=[teacher.image_size] * 2,
+            cache_geometry(teacher),
             teacher_input=self.adapter.teacher_input_format,
             dtype=options.dtype,
             stride=options.stride,

@@ -20,7 +20,7 @@ import torch
 from rocket_openvla.align import RocketConfig
 from rocket_openvla.backbones.base import BackboneAdapter
 from rocket_openvla.data.config import DataConfig
-from rocket_openvla.teachers.base import Teacher
+from rocket_openvla.teachers.base import FrozenTeacher, Teacher
 from rocket_openvla.teachers.cache.geometry import cached_targets, position_term
 from rocket_openvla.teachers.cache.layout import FORMAT_VERSION, file_identity
 from rocket_openvla.teachers.cache.reader import CachedBatch, TeacherCache
@@ -48,16 +48,8 @@ class CachedTargets:
 
     def __init__(self, cache: TeacherCache, layers: list[int], student_grids: tuple[tuple[int, int], ...],
                  rocket: RocketConfig, device: torch.device) -> None:
-        manifest = cache.manifest
         self.cache, self.layers, self.device = cache, layers, device
-        self.cache_grids = tuple(tuple(grid) for grid in manifest["grids"])
-        self.student_grids = student_grids
-        self.teacher_grid = tuple(manifest["teacher_grid"])
-        self.mode = manifest["pooling"]
-        self.position = None
-        if rocket.teacher_pos_embed:
-            self.position = position_term(student_grids, self.teacher_grid, tuple(manifest["teacher_image_size"]),
-                                          manifest["feature_dim"], rocket.pos_embed_scale, self.mode, device=device)
+        self.resample = CacheResampler(cache.manifest, student_grids, rocket, device)
 
     def prefetch(self, samples: list[dict[str, Any]]) -> tuple[Future[CachedBatch], torch.Tensor | None]:
         keys = [(sample["episode_id"], int(sample["step"])) for sample in samples]
@@ -68,13 +60,55 @@ class CachedTargets:
     def targets(self, batch: dict[str, Any], pending: tuple[Future[CachedBatch], torch.Tensor | None]) -> Targets:
         future, boxes = pending
         cached = future.result()
+        return self.resample(cached.features, boxes), cached.valid.to(self.device)
+
+
+class CacheResampler:
+    """Cached feature maps -> a batch's targets: moved to the device, resampled along each sample's crop onto the
+    student's grids, plus the position term (when `rocket.teacher_pos_embed`)."""
+
+    def __init__(self, geometry: dict[str, Any], student_grids: tuple[tuple[int, int], ...], rocket: RocketConfig,
+                 device: torch.device) -> None:
+        """
+        Args:
+            geometry: the cache's manifest, or `cache_geometry(teacher)` + `{"pooling": ...}`: needs `grids`,
+                `teacher_grid`, `teacher_image_size`, `feature_dim` and `pooling`.
+        """
+        self.device = device
+        self.cache_grids = tuple(tuple(grid) for grid in geometry["grids"])
+        self.student_grids = student_grids
+        self.teacher_grid = tuple(geometry["teacher_grid"])
+        self.mode = geometry["pooling"]
+        self.position = None
+        if rocket.teacher_pos_embed:
+            self.position = position_term(student_grids, self.teacher_grid, tuple(geometry["teacher_image_size"]),
+                                          geometry["feature_dim"], rocket.pos_embed_scale, self.mode, device=device)
+
+    def __call__(self, features: list[torch.Tensor], boxes: torch.Tensor | None) -> list[torch.Tensor]:
+        """
+        Args:
+            features: per layer, `[B, sum_v Gh_v*Gw_v, C]` maps on the cache grids (host or device).
+            boxes: `[B, V, 4]` crop `(y1, x1, y2, x2)` in [0, 1] of each sample's cameras; None: whole frames.
+        Returns:
+            per layer, `[B, sum_v gh_v*gw_v, C]` targets on the student's grids, on the device.
+        """
         boxes = boxes.to(self.device) if boxes is not None else None
         targets = []
-        for features in cached.features:
-            maps = features.to(self.device, non_blocking=True)
+        for maps in features:
+            maps = maps.to(self.device, non_blocking=True)
             target = cached_targets(maps, self.cache_grids, self.student_grids, self.teacher_grid, boxes, self.mode)
             targets.append(target + self.position if self.position is not None else target)
-        return targets, cached.valid.to(self.device)
+        return targets
+
+
+def cache_geometry(teacher: FrozenTeacher) -> dict[str, Any]:
+    """What a cache records of its teacher's output: feature width, pooled grids, patch grid and input size."""
+    return {
+        "feature_dim": teacher.feature_dim,
+        "grids": [list(grid) for grid in teacher.grids],
+        "teacher_grid": [teacher.image_size // teacher.patch_size] * 2,
+        "teacher_image_size": [teacher.image_size] * 2,
+    }
 
 
 def teacher_identity(config: TeacherConfig) -> dict[str, Any]:
