@@ -9,7 +9,8 @@
 --tiny runs the same code on tiny shapes, on CPU when there is no GPU (gloo for ddp): CI's dry run.
 
 Writes `<out>/gpu_check.json` (environment, every measurement, `checks`: pass / fail / skipped); exits 1 if a check
-failed. On one H100/H200 it takes about 5 minutes. Run it through `bash bench/gpu_check.sh`.
+failed. On one H100/H200 it should take about 5 minutes (an estimate: it has not run on a GPU yet). Run it through
+`bash bench/gpu_check.sh`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU check (bench/gpu_check.py): ~5 minutes on one H100/H200, random weights at OpenVLA-7B / VGGT-1B shapes,
-# nothing downloaded; JSON to $OUT (or --out DIR, else bench/results). `--tiny`: the CPU dry run CI does (~2 min).
+# The GPU check (bench/gpu_check.py): ~5 minutes on one H100/H200 (estimated), random weights at OpenVLA-7B /
+# VGGT-1B shapes, nothing downloaded; JSON to $OUT (or --out DIR, else bench/results). `--tiny`: the CPU dry run CI
+# does (under a minute).
 #   bash bench/gpu_check.sh              # on the GPU machine, in an environment with this repo's requirements
 #   bash bench/gpu_check.sh --tiny       # anywhere
 # Python: $PYTHON, else the repo's .venv (scripts/setup_env.sh), else python3 on PATH.
