@@ -39,9 +39,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-import report  # noqa: E402
 import torch  # noqa: E402
-from report import Ratio, print_ratios, write_report  # noqa: E402
+from report import Ratio, parse_args, print_ratios, write_report  # noqa: E402
 
 from rocket_openvla.data.config import SYNTHETIC_DATASET_NAME, DataConfig  # noqa: E402
 
@@ -136,7 +135,7 @@ def measure_in_child(root: Path, buffer: int, args: argparse.Namespace, with_pro
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def parse_args() -> argparse.Namespace:
+def flags() -> argparse.Namespace:
     """The flags, with `--quick` and `--json` (bench/report.py)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--buffers", type=int, nargs="+", default=[1000, 10_000, 50_000], help="shuffle buffer sizes")
@@ -150,7 +149,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--measure-buffer", type=int, help=argparse.SUPPRESS)  # the child process of one row
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--processor", action="store_true", help=argparse.SUPPRESS)
-    args = report.parse_args(parser, QUICK)
+    args = parse_args(parser, QUICK)
     args.buffers = sorted(args.buffers)
     if len(args.buffers) < 2:
         parser.error(f"--buffers {args.buffers}: give at least two sizes (the ratios compare the smallest and largest)")
@@ -228,7 +227,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    args = parse_args()
+    args = flags()
     if args.measure_buffer is None:
         run(args)
         return

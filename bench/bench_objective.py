@@ -17,12 +17,13 @@ on CPU as the operators that would sync on CUDA.
 from __future__ import annotations
 
 import argparse
-import time
+import statistics
 
 import torch
 import torch.nn.functional as F
 from host_syncs import count_host_syncs
 from report import SEED, Ratio, parse_args, print_ratios, settings_of, write_report
+from timing import timed
 
 from rocket_openvla.align import RocketConfig, RocketObjective
 from rocket_openvla.backbones.base import device_autocast
@@ -63,6 +64,7 @@ def ours(objective: RocketObjective, student, teacher) -> torch.Tensor:
 
 
 def time_step(fn, objective, student, teacher, iters: int, device: torch.device) -> float:
+    """Mean seconds of one forward + backward."""
     def step():
         objective.zero_grad(set_to_none=True)
         for s in student:
@@ -70,15 +72,7 @@ def time_step(fn, objective, student, teacher, iters: int, device: torch.device)
         with device_autocast(device):
             fn(objective, student, teacher).backward()
 
-    step()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(iters):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / iters
+    return statistics.mean(timed(step, iters, device))
 
 
 def run(pairs: int, student_dim: int, teacher_dim: int, batch: int, tokens: int, iters: int,

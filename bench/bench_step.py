@@ -31,7 +31,6 @@ import dataclasses
 import gc
 import os
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,9 +43,11 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from host_syncs import count_host_syncs  # noqa: E402
 from report import SEED, Ratio, parse_args, print_ratios, settings_of, write_report  # noqa: E402
+from timing import timed  # noqa: E402
 
 from rocket_openvla.align import RocketObjective  # noqa: E402
 from rocket_openvla.backbones.base import device_autocast, tensors_to  # noqa: E402
+from rocket_openvla.data.augment import CROP_AREA  # noqa: E402
 from rocket_openvla.teachers.cache.layout import decode_features, encode_features  # noqa: E402
 from rocket_openvla.teachers.registry import StudentView  # noqa: E402
 from rocket_openvla.teachers.vggt.config import VGGT_1B  # noqa: E402
@@ -56,7 +57,7 @@ from rocket_openvla.training.step import TrainStep  # noqa: E402
 from rocket_openvla.training.targets import CacheResampler, cache_geometry  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-CROP_SIDE = 0.9 ** 0.5  # OFT's random crop keeps 90 % of the area
+CROP_SIDE = CROP_AREA ** 0.5  # the training augmentation's random square crop
 
 
 def preset(size: str) -> FinetuneConfig:
@@ -86,26 +87,9 @@ def raw_samples(count: int, num_images: int, chunk: int, seed: int = 0) -> list[
 
 
 def crop_boxes(batch: int, cameras: int, seed: int = 0) -> torch.Tensor:
-    """`[B, V, 4]` random square crops of 90 % area, `(y1, x1, y2, x2)` in [0, 1]."""
+    """`[B, V, 4]` random square crops of `CROP_AREA` (90 %) of the frame, `(y1, x1, y2, x2)` in [0, 1]."""
     corner = torch.rand(batch, cameras, 2, generator=torch.Generator().manual_seed(seed)) * (1 - CROP_SIDE)
     return torch.cat([corner, corner + CROP_SIDE], dim=-1)
-
-
-def timed(fn: Callable[[], Any], iters: int, device: torch.device) -> list[float]:
-    """Wall seconds of each of `iters` calls after one warm-up call."""
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    fn()
-    seconds = []
-    for _ in range(iters):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        seconds.append(time.perf_counter() - start)
-    return seconds
 
 
 def peak_memory(device: torch.device) -> float | None:

@@ -80,8 +80,8 @@ def _commit() -> str | None:
 
 
 def write_report(path: Path | None, bench: str, settings: dict[str, Any], results: dict[str, Any],
-                 ratios: list[Ratio]) -> dict[str, Any]:
-    """The report as a dict; also written to `path` (JSON) when given."""
+                 ratios: list[Ratio]) -> None:
+    """Write the report to `path` (JSON); nothing when `path` is None."""
     report = {
         "bench": bench,
         "seed": SEED,
@@ -93,7 +93,6 @@ def write_report(path: Path | None, bench: str, settings: dict[str, Any], result
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=1, default=str) + "\n")
-    return report
 
 
 def print_ratios(ratios: list[Ratio]) -> None:
